@@ -1,0 +1,66 @@
+//! Seal and open of one value, and sealing a 50-item Secret's worth of values.
+//! `cargo bench -p gitseal-crypto --bench envelope`
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use gitseal_crypto::{seal, Binding, Envelope, Identity, Scope};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let identity = Identity::generate();
+    let recipients = [identity.recipient().clone()];
+    let three = [
+        identity.recipient().clone(),
+        Identity::generate().recipient().clone(),
+        Identity::generate().recipient().clone(),
+    ];
+    let binding = Binding::new(Scope::Strict, "prod", "db-credentials", "password");
+    let value = b"correct horse battery staple 0123456789";
+
+    let mut g = c.benchmark_group("envelope");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal/1 recipient", |b| {
+        b.iter(|| seal(black_box(value), &recipients, &binding).expect("seal"))
+    });
+    g.bench_function("seal/3 recipients", |b| {
+        b.iter(|| seal(black_box(value), &three, &binding).expect("seal"))
+    });
+    let sealed = seal(value, &recipients, &binding)
+        .expect("seal")
+        .to_string();
+    g.bench_function("parse", |b| {
+        b.iter(|| Envelope::parse(black_box(&sealed)).expect("parse"))
+    });
+    let envelope = Envelope::parse(&sealed).expect("parse");
+    let ids = [identity.clone()];
+    g.bench_function("open/1 recipient", |b| {
+        b.iter(|| envelope.open(black_box(&ids), &binding).expect("open"))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("secret-50-items");
+    g.throughput(Throughput::Elements(50));
+    let items: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|i| {
+            (
+                format!("ITEM_{i:02}"),
+                format!("value-{i}-{}", "x".repeat(32)).into_bytes(),
+            )
+        })
+        .collect();
+    g.bench_function("seal 50 items", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                for (k, v) in &items {
+                    let binding = Binding::new(Scope::Strict, "prod", "app", k);
+                    black_box(seal(v, &recipients, &binding).expect("seal").to_string());
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
