@@ -464,7 +464,12 @@ impl Envelope {
         }
         let header = encode_header(expected, &self.stanzas);
         for (stanza, identity) in candidates {
-            let Ok(ctx) = hpke::setup_base_r(&stanza.enc, identity.secret(), HPKE_INFO) else {
+            let Ok(ctx) = hpke::setup_base_r_with_public(
+                &stanza.enc,
+                identity.secret(),
+                identity.recipient().public_key(),
+                HPKE_INFO,
+            ) else {
                 continue;
             };
             let mut data_key = Zeroizing::new([0u8; 32]);

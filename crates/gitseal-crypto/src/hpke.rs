@@ -115,11 +115,15 @@ fn encap_derand(
     Ok((enc, extract_and_expand(&dh, &kem_context)))
 }
 
-/// `Decap`: recovers the shared secret from `enc` with the recipient's key.
-fn decap(enc: &[u8; N_ENC], sk_r: &StaticSecret) -> Result<Zeroizing<[u8; 32]>, HpkeError> {
+/// `Decap`: recovers the shared secret from `enc` with the recipient's key
+/// pair (the public half is passed in to save a scalar multiplication).
+fn decap(
+    enc: &[u8; N_ENC],
+    sk_r: &StaticSecret,
+    pk_r: &PublicKey,
+) -> Result<Zeroizing<[u8; 32]>, HpkeError> {
     let pk_e = PublicKey::from(*enc);
     let dh = dh(sk_r, &pk_e)?;
-    let pk_r = PublicKey::from(sk_r);
     let mut kem_context = [0u8; 64];
     kem_context[..32].copy_from_slice(enc);
     kem_context[32..].copy_from_slice(pk_r.as_bytes());
@@ -238,7 +242,18 @@ pub fn setup_base_r(
     sk_r: &StaticSecret,
     info: &[u8],
 ) -> Result<Context, HpkeError> {
-    let shared_secret = decap(enc, sk_r)?;
+    setup_base_r_with_public(enc, sk_r, &PublicKey::from(sk_r), info)
+}
+
+/// `SetupBaseR` for a caller that already has the recipient's public key
+/// `pk_r` (it must be the public half of `sk_r`).
+pub fn setup_base_r_with_public(
+    enc: &[u8; N_ENC],
+    sk_r: &StaticSecret,
+    pk_r: &PublicKey,
+    info: &[u8],
+) -> Result<Context, HpkeError> {
+    let shared_secret = decap(enc, sk_r, pk_r)?;
     Ok(Context::key_schedule(&shared_secret, info))
 }
 
@@ -326,7 +341,7 @@ mod tests {
         assert_eq!(enc.to_vec(), s["enc"]);
         assert_eq!(shared_secret.to_vec(), s["shared_secret"]);
         assert_eq!(
-            decap(&enc, &sk_r).expect("decap").to_vec(),
+            decap(&enc, &sk_r, &pk_r).expect("decap").to_vec(),
             s["shared_secret"]
         );
 
