@@ -35,6 +35,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("open/1 recipient", |b| {
         b.iter(|| envelope.open(black_box(&ids), &binding).expect("open"))
     });
+    // The floor: one X25519 scalar multiplication, which opening needs once.
+    let peer = x25519_dalek::PublicKey::from(*identity.recipient().as_bytes());
+    let secret = x25519_dalek::StaticSecret::random_from_rng(rand_core::OsRng);
+    g.bench_function("x25519 reference", |b| {
+        b.iter(|| secret.diffie_hellman(black_box(&peer)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("secret-50-items");

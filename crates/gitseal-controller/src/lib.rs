@@ -1,0 +1,206 @@
+//! gitseal-controller: the in-cluster half of gitseal.
+//!
+//! It watches `SealedSecret` objects, opens their sealed values with the
+//! cluster's private keys and writes ordinary `Secret`s by server-side apply
+//! ([`reconcile`]). It generates, rotates, watches and publishes the sealing
+//! keys ([`keys`]), serves the public keys, health and Prometheus metrics over
+//! HTTP ([`http`], [`metrics`]), and elects one leader among replicas with a
+//! `Lease` ([`leader`]). [`run`] wires it all together; the binary is a thin
+//! wrapper around it.
+//!
+//! Nothing here ever logs, reports or exports a plaintext value: opened values
+//! live in `secrecy` types until they are serialized into the Secret patch.
+
+pub mod crd;
+pub mod hash;
+pub mod http;
+pub mod keys;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod rollout;
+pub mod run;
+pub mod sources;
+pub mod vault;
+
+use std::fmt;
+
+/// Field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "gitseal-controller";
+/// Annotation that lets the controller take over an existing Secret it did not create.
+pub const ADOPT_ANNOTATION: &str = "gitseal.dev/adopt";
+/// Label the controller puts on every Secret it manages (and watches by).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "gitseal-controller";
+/// Label that marks a Secret in the controller namespace as a sealing key.
+pub const KEY_LABEL: &str = "gitseal.dev/sealing-key";
+/// Annotation with a sealing key's creation time (RFC 3339).
+pub const KEY_CREATED_ANNOTATION: &str = "gitseal.dev/created";
+/// Annotation with a sealing key's public key (`age1…`).
+pub const KEY_RECIPIENT_ANNOTATION: &str = "gitseal.dev/recipient";
+/// Name of the ConfigMap where the public keys are published.
+pub const PUBLIC_KEYS_CONFIGMAP: &str = "gitseal-public-keys";
+
+/// The reason of a SealedSecret's `Ready` condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The Secret holds every item.
+    Synced,
+    /// A sealed value was altered or is not a valid sealed value.
+    DecryptFailed,
+    /// A sealed value names no key the controller holds.
+    UnknownKey,
+    /// A sealed value was sealed for another namespace, name, item or scope.
+    ScopeMismatch,
+    /// Vault could not be reached (or is not configured).
+    VaultUnavailable,
+    /// The Vault path or version does not exist.
+    VaultNotFound,
+    /// The namespace may not read that Vault path.
+    VaultForbidden,
+    /// A Secret of that name exists and is not managed by this SealedSecret.
+    SecretNotOwned,
+    /// The spec is unusable (e.g. an item in both encryptedData and vaultData).
+    InvalidSpec,
+    /// The Kubernetes API refused to write the Secret.
+    ApplyFailed,
+}
+
+impl Reason {
+    /// The CamelCase word used in conditions, events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Synced => "Synced",
+            Reason::DecryptFailed => "DecryptFailed",
+            Reason::UnknownKey => "UnknownKey",
+            Reason::ScopeMismatch => "ScopeMismatch",
+            Reason::VaultUnavailable => "VaultUnavailable",
+            Reason::VaultNotFound => "VaultNotFound",
+            Reason::VaultForbidden => "VaultForbidden",
+            Reason::SecretNotOwned => "SecretNotOwned",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::ApplyFailed => "ApplyFailed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong in the controller. Messages never contain a
+/// secret value or key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object lacks a field the API server always sets.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+    /// One or more items could not be resolved; the status says which. The
+    /// existing Secret was left as it was.
+    #[error("{reason}: {message}")]
+    Items {
+        /// The reason of the first failing item.
+        reason: Reason,
+        /// Which items failed and why.
+        message: String,
+    },
+    /// A Secret of that name exists and is not managed by this SealedSecret.
+    #[error("Secret {0} exists and is not managed by this SealedSecret; add the annotation gitseal.dev/adopt: \"true\" to it to let gitseal take it over")]
+    NotOwned(String),
+    /// No sealing key is loaded yet.
+    #[error("no sealing keys are loaded yet")]
+    NoKeys,
+    /// A sealing-key Secret or identity file is unusable.
+    #[error("sealing key {origin}: {message}")]
+    BadKey {
+        /// Which Secret or file.
+        origin: String,
+        /// What is wrong (never the key).
+        message: String,
+    },
+    /// A duration flag could not be parsed.
+    #[error("invalid duration {0:?}: expected e.g. 720h, 30m, 90s, 30d or 0")]
+    InvalidDuration(String),
+    /// Serialization failed.
+    #[error("serialization: {0}")]
+    Serialize(String),
+    /// I/O (the HTTP listener).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The label used in the `gitseal_reconcile_failures_total` metric.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Error::Items { reason, .. } => reason.as_str(),
+            Error::NotOwned(_) => Reason::SecretNotOwned.as_str(),
+            Error::Kube(_) => "KubernetesApi",
+            Error::NoKeys => "NoKeys",
+            Error::MissingField(_) => "InvalidObject",
+            Error::BadKey { .. } => "BadKey",
+            Error::InvalidDuration(_) | Error::Serialize(_) | Error::Io { .. } => "Internal",
+        }
+    }
+}
+
+/// Installs rustls' `ring` crypto provider as the process default. Idempotent:
+/// a second call (or a provider installed by someone else) is not an error.
+/// Must run before the first TLS connection: when two providers are compiled
+/// in (e.g. `aws-lc-rs` through another dependency), rustls refuses to pick one.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Parses a duration such as `720h`, `30m`, `90s`, `30d`, `1h30m` or `0`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
+    let bad = || Error::InvalidDuration(text.chars().take(32).collect());
+    let t = text.trim();
+    if t == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}

@@ -1,0 +1,228 @@
+//! `gitseal-controller`: `run` the controller, print the `crd`, or
+//! `import-key` an age identity file as a sealing key. Thin: the logic
+//! lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use gitseal_controller::leader::LeaderConfig;
+use gitseal_controller::run::Config;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use kube::Api;
+
+/// The gitseal in-cluster controller: opens SealedSecrets into Secrets.
+#[derive(Parser)]
+#[command(name = "gitseal-controller", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (inside the cluster, or against the current kubeconfig).
+    Run(RunArgs),
+    /// Print the SealedSecret CustomResourceDefinition (YAML), generated from the Rust types.
+    Crd,
+    /// Store the keys of an age identity file as sealing-key Secrets, so this
+    /// cluster opens what another cluster's (or an offline) key sealed.
+    ImportKey(ImportArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Namespace holding the keys, the public-key ConfigMap and the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gitseal-system")]
+    namespace: String,
+    /// Address of the HTTP server (keys, health, metrics).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Make a new sealing key this often (e.g. 720h, 30d); 0 = never. Old keys are kept.
+    #[arg(long, default_value = "720h", value_parser = parse_duration)]
+    key_rotation_period: std::time::Duration,
+    /// Elect a leader with a Lease, so several replicas can run.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "gitseal-controller")]
+    lease_name: String,
+    /// This replica's identity in the Lease and in Events (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// age identity file (`age-keygen` or `gitseal keygen` output); `-` for stdin.
+    #[arg(short = 'i', long = "identity")]
+    identity: PathBuf,
+    /// Namespace of the controller.
+    #[arg(long, default_value = "gitseal-system")]
+    namespace: String,
+    /// Print the Secret manifests (YAML) instead of creating them.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    gitseal_controller::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Crd => {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", gitseal_controller::crd::crd_yaml()?);
+            }
+            Ok(())
+        }
+        Command::ImportKey(args) => runtime()?.block_on(import_key(args)),
+        Command::Run(args) => runtime()?.block_on(run(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn import_key(args: ImportArgs) -> anyhow::Result<()> {
+    let text = if args.identity.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        std::fs::read_to_string(&args.identity)
+            .with_context(|| format!("reading {}", args.identity.display()))?
+    };
+    let origin = args.identity.display().to_string();
+    let secrets = gitseal_controller::keys::import_identity_file(
+        &text,
+        &origin,
+        k8s_openapi::jiff::Timestamp::now(),
+    )?;
+    if args.dry_run {
+        for s in &secrets {
+            let mut s = s.clone();
+            s.metadata.namespace = Some(args.namespace.clone());
+            let yaml = serde_yaml::to_string(&s).context("encoding the Secret")?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("---\napiVersion: v1\nkind: Secret\n{yaml}");
+            }
+        }
+        return Ok(());
+    }
+    gitseal_controller::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (kubeconfig or in-cluster)")?;
+    let api: Api<Secret> = Api::namespaced(client, &args.namespace);
+    for s in &secrets {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        match api.create(&PostParams::default(), s).await {
+            Ok(_) => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("created sealing key Secret {}/{name}", args.namespace);
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!(
+                        "sealing key Secret {}/{name} already exists; left as it is",
+                        args.namespace
+                    );
+                }
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating Secret {}/{name}", args.namespace))
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    gitseal_controller::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("gitseal-controller-{}", std::process::id()));
+    let mut config = Config::new(args.namespace);
+    config.listen = Some(args.listen);
+    config.key_rotation_period = args.key_rotation_period;
+    config.concurrency = args.concurrency;
+    config.instance = Some(identity.clone());
+    config.leader = args
+        .leader_election
+        .then(|| LeaderConfig::new(args.lease_name, identity));
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+    };
+    let (handles, fut) = gitseal_controller::run::start(client, config, None, shutdown).await?;
+    tracing::info!(http = ?handles.http_addr, "gitseal-controller started");
+    fut.await;
+    Ok(())
+}

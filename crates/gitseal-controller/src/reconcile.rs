@@ -1,0 +1,520 @@
+//! Reconcile: one SealedSecret in, one Secret out.
+//!
+//! Every item is resolved first (sealed values opened with the key set,
+//! Vault references through the [`VaultResolver`]). Only when every item
+//! resolved is the Secret written, by server-side apply with the
+//! controller's field manager and a controller owner reference. On any
+//! failure the existing Secret is not touched: the `Ready` condition says
+//! which item failed and why, an Event is emitted once per change, and
+//! [`error_policy`] retries with a per-object exponential backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gitseal_manifest::types::{Condition, SealedSecretStatus};
+use gitseal_manifest::SealedSecret;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::hash::DataHasher;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use crate::sources::{self, ItemFailure, Resolved, VaultResolver};
+use crate::{Error, Reason, ADOPT_ANNOTATION, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+
+/// Retry timing.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Requeue after a successful reconcile (drift check, Vault refresh).
+    pub resync: Duration,
+    /// First retry delay after a failure; doubles per consecutive failure.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            resync: Duration::from_secs(3600),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What reconcile needs, shared by every reconcile.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The sealing keys.
+    pub keys: Arc<KeyStore>,
+    /// Keyed hash of the data.
+    pub hasher: Arc<DataHasher>,
+    /// Vault items.
+    pub vault: Arc<dyn VaultResolver>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Retry timing.
+    pub timing: Timing,
+    failures: Mutex<HashMap<String, u32>>,
+    emitted: Mutex<HashMap<String, EventKey>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Context")
+    }
+}
+
+/// What an Event is about: a new one is emitted only when this changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct EventKey {
+    reason: String,
+    message: String,
+    data_hash: Option<String>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(
+        client: Client,
+        keys: Arc<KeyStore>,
+        hasher: Arc<DataHasher>,
+        vault: Arc<dyn VaultResolver>,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        timing: Timing,
+    ) -> Self {
+        Context {
+            client,
+            keys,
+            hasher,
+            vault,
+            recorder,
+            metrics,
+            timing,
+            failures: Mutex::new(HashMap::new()),
+            emitted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bump_failures(&self, id: &str) -> u32 {
+        let mut map = lock(&self.failures);
+        let n = map.entry(id.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    fn reset_failures(&self, id: &str) {
+        lock(&self.failures).remove(id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn object_id(obj: &SealedSecret) -> String {
+    format!(
+        "{}/{}",
+        obj.metadata.namespace.as_deref().unwrap_or_default(),
+        obj.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The reconcile function given to the kube-runtime `Controller`.
+pub async fn reconcile(obj: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let id = object_id(&obj);
+    let result = reconcile_inner(&obj, &ctx).await;
+    let took = start.elapsed();
+    match &result {
+        Ok(_) => {
+            ctx.reset_failures(&id);
+            ctx.metrics.reconciled(took, None);
+            tracing::debug!(object = %id, took_ms = took.as_millis() as u64, "reconciled");
+        }
+        Err(e) => {
+            ctx.metrics.reconciled(took, Some(e.metric_reason()));
+            tracing::warn!(object = %id, reason = e.metric_reason(), error = %e, "reconcile failed");
+        }
+    }
+    result
+}
+
+/// The retry policy: exponential backoff per object, reset by a success.
+pub fn error_policy(obj: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    let n = ctx.bump_failures(&object_id(&obj));
+    let delay = match err {
+        Error::NoKeys => Duration::from_secs(2).min(ctx.timing.backoff_max),
+        _ => backoff(ctx.timing, n),
+    };
+    Action::requeue(delay)
+}
+
+/// The delay before retry number `n` (1-based): base · 2^(n-1), capped.
+pub fn backoff(timing: Timing, n: u32) -> Duration {
+    let factor = 2u32.saturating_pow(n.saturating_sub(1).min(20));
+    timing
+        .backoff_base
+        .checked_mul(factor)
+        .unwrap_or(timing.backoff_max)
+        .min(timing.backoff_max)
+}
+
+async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Error> {
+    let ns = obj
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = obj
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let uid = obj
+        .metadata
+        .uid
+        .as_deref()
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    if !ctx.keys.is_ready() {
+        return Err(Error::NoKeys);
+    }
+    let keys = ctx.keys.current();
+
+    // 1. Resolve every item; nothing is written unless all succeed.
+    let mut resolved = Resolved::default();
+    sources::open_sealed(
+        &keys,
+        obj.spec.scope,
+        ns,
+        name,
+        &obj.spec.encrypted_data,
+        &mut resolved,
+    );
+    if !obj.spec.vault_data.is_empty() {
+        let results = ctx.vault.resolve(ns, &obj.spec.vault_data).await;
+        sources::merge_vault(results, &mut resolved);
+    }
+    let id = object_id(obj);
+    ctx.metrics.set_retired(&id, resolved.sealed_to_retired);
+    if let Some(first) = resolved.failures.first().cloned() {
+        let message = failure_message(&resolved.failures);
+        report(ctx, obj, first.reason, &message, None, false).await?;
+        return Err(Error::Items {
+            reason: first.reason,
+            message,
+        });
+    }
+
+    // 2. Ownership of an existing Secret.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let existing = secrets.get_opt(name).await?;
+    if let Some(existing) = &existing {
+        if !owned_by(existing, uid) && !adoptable(existing) {
+            let message = format!(
+                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
+            );
+            report(ctx, obj, Reason::SecretNotOwned, &message, None, false).await?;
+            return Err(Error::NotOwned(format!("{ns}/{name}")));
+        }
+    }
+
+    // 3. Write the Secret when it differs from what it should be.
+    let data_hash = ctx.hasher.hash(&resolved.data);
+    let desired = desired_secret(obj, &resolved)?;
+    let mut written = false;
+    let up_to_date = existing
+        .as_ref()
+        .is_some_and(|e| matches_desired(e, &desired, uid));
+    if !up_to_date {
+        if let Some(existing) = &existing {
+            if existing.immutable == Some(true) && existing.data != desired.data {
+                // An immutable Secret's data cannot be changed: replace it.
+                let dp = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: existing.metadata.uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                if let Err(e) = secrets.delete(name, &dp).await {
+                    return apply_failed(ctx, obj, e).await;
+                }
+            }
+        }
+        let patch = Patch::Apply(&desired);
+        if let Err(e) = secrets
+            .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &patch)
+            .await
+        {
+            return apply_failed(ctx, obj, e).await;
+        }
+        written = true;
+        tracing::info!(object = %id, items = resolved.data.len(), data_hash = crate::hash::short(&data_hash), "Secret written");
+    }
+
+    // 4. Status.
+    let mut status_extra = StatusExtra {
+        key_ids: resolved.key_ids.iter().cloned().collect(),
+        data_hash: Some(data_hash),
+        written,
+    };
+    let message = format!("Secret {ns}/{name} holds {} item(s)", resolved.data.len());
+    report(
+        ctx,
+        obj,
+        Reason::Synced,
+        &message,
+        Some(&mut status_extra),
+        true,
+    )
+    .await?;
+    Ok(Action::requeue(ctx.timing.resync))
+}
+
+async fn apply_failed(ctx: &Context, obj: &SealedSecret, e: kube::Error) -> Result<Action, Error> {
+    let detail = match &e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    };
+    let message =
+        format!("writing the Secret failed: {detail}; the existing Secret (if any) was kept");
+    report(ctx, obj, Reason::ApplyFailed, &message, None, false).await?;
+    Err(Error::Kube(e))
+}
+
+fn failure_message(failures: &[ItemFailure]) -> String {
+    let mut parts: Vec<String> = failures
+        .iter()
+        .take(5)
+        .map(|f| format!("item {:?}: {}: {}", f.item, f.reason, f.message))
+        .collect();
+    if failures.len() > 5 {
+        parts.push(format!("and {} more item(s)", failures.len() - 5));
+    }
+    format!(
+        "{}; the existing Secret was left unchanged",
+        parts.join("; ")
+    )
+}
+
+fn owned_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+fn adoptable(secret: &Secret) -> bool {
+    secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ADOPT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// The Secret that `obj` should produce (the server-side apply body).
+pub fn desired_secret(obj: &SealedSecret, resolved: &Resolved) -> Result<Secret, Error> {
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    let template = obj.spec.template.clone().unwrap_or_default();
+    let meta = template.metadata.unwrap_or_default();
+    let mut labels = meta.labels;
+    labels.insert(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string());
+    let annotations = meta.annotations;
+    let data: BTreeMap<String, ByteString> = resolved
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.expose_secret().to_vec())))
+        .collect();
+    Ok(Secret {
+        metadata: ObjectMeta {
+            name: obj.metadata.name.clone(),
+            namespace: obj.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        type_: Some(template.type_.unwrap_or_else(|| "Opaque".to_string())),
+        immutable: template.immutable,
+        ..Secret::default()
+    })
+}
+
+/// Whether `existing` already is what server-side apply of `desired` would
+/// make it (so no write is needed). Extra labels, annotations or owner
+/// references added by others are fine; extra data items are not.
+fn matches_desired(existing: &Secret, desired: &Secret, uid: &str) -> bool {
+    let sub = |mine: &Option<BTreeMap<String, String>>,
+               theirs: &Option<BTreeMap<String, String>>| {
+        mine.iter()
+            .flatten()
+            .all(|(k, v)| theirs.as_ref().and_then(|t| t.get(k)) == Some(v))
+    };
+    owned_by(existing, uid)
+        && existing.data.clone().unwrap_or_default() == desired.data.clone().unwrap_or_default()
+        && existing.string_data.is_none()
+        && existing.type_.as_deref().unwrap_or("Opaque")
+            == desired.type_.as_deref().unwrap_or("Opaque")
+        && (desired.immutable.is_none() || existing.immutable == desired.immutable)
+        && sub(&desired.metadata.labels, &existing.metadata.labels)
+        && sub(
+            &desired.metadata.annotations,
+            &existing.metadata.annotations,
+        )
+}
+
+struct StatusExtra {
+    key_ids: Vec<String>,
+    data_hash: Option<String>,
+    written: bool,
+}
+
+/// Writes the status (only when it changes) and emits an Event (only when
+/// the reason, message or data hash changes).
+async fn report(
+    ctx: &Context,
+    obj: &SealedSecret,
+    reason: Reason,
+    message: &str,
+    extra: Option<&mut StatusExtra>,
+    ok: bool,
+) -> Result<(), Error> {
+    let old = obj.status.clone().unwrap_or_default();
+    let old_ready = old.conditions.iter().find(|c| c.type_ == "Ready");
+    let status_word = if ok { "True" } else { "False" };
+    let now = Timestamp::now().to_string();
+    let generation = obj.metadata.generation;
+    let transition = match old_ready {
+        Some(c) if c.status == status_word => c.last_transition_time.clone(),
+        _ => Some(now.clone()),
+    };
+    let condition = Condition {
+        type_: "Ready".to_string(),
+        status: status_word.to_string(),
+        reason: reason.as_str().to_string(),
+        message: message.to_string(),
+        last_transition_time: transition,
+        observed_generation: generation,
+    };
+    // On failure the Secret is unchanged: keep what the status said about it.
+    let (key_ids, data_hash, last_sync) = match extra {
+        Some(x) => {
+            let changed = x.written || old.data_hash != x.data_hash;
+            let last_sync = if changed || old.last_sync_time.is_none() {
+                Some(now.clone())
+            } else {
+                old.last_sync_time.clone()
+            };
+            (
+                std::mem::take(&mut x.key_ids),
+                x.data_hash.take(),
+                last_sync,
+            )
+        }
+        None => (
+            old.key_ids.clone(),
+            old.data_hash.clone(),
+            old.last_sync_time.clone(),
+        ),
+    };
+    let mut conditions: Vec<Condition> = old
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != "Ready")
+        .cloned()
+        .collect();
+    conditions.push(condition);
+    let new = SealedSecretStatus {
+        conditions,
+        observed_generation: generation,
+        key_ids,
+        last_sync_time: last_sync,
+        data_hash: data_hash.clone(),
+    };
+
+    if new != old {
+        let api: Api<SealedSecret> = Api::namespaced(
+            ctx.client.clone(),
+            obj.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        let patch = json!({
+            "apiVersion": gitseal_manifest::types::API_VERSION,
+            "kind": "SealedSecret",
+            "status": new,
+        });
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+
+    // Events: once per change of reason/message/hash, not on every resync.
+    let key = EventKey {
+        reason: reason.as_str().to_string(),
+        message: message.to_string(),
+        data_hash: data_hash.clone(),
+    };
+    let uid = obj.metadata.uid.clone().unwrap_or_default();
+    let from_status = old_ready.map(|c| EventKey {
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+        data_hash: old.data_hash.clone(),
+    });
+    let remembered = lock(&ctx.emitted).get(&uid).cloned();
+    let already = remembered.as_ref().or(from_status.as_ref()) == Some(&key);
+    if !already {
+        let event = Event {
+            type_: if ok {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: reason.as_str().to_string(),
+            note: Some(truncate(message, 1000)),
+            action: if ok { "Sync" } else { "Open" }.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            // Events are best effort: a failure must not block the Secret.
+            tracing::warn!(error = %e, "publishing an event failed");
+        }
+        lock(&ctx.emitted).insert(uid, key);
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

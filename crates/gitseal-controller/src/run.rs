@@ -1,0 +1,283 @@
+//! Wires the controller together: keys (load, watch, rotate, publish), the
+//! HTTP server, leader election and the kube-runtime `Controller`. Followers
+//! keep their key set current and serve HTTP; only the leader reconciles,
+//! makes keys and publishes the ConfigMap.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use gitseal_manifest::SealedSecret;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use crate::hash::DataHasher;
+use crate::http::HttpState;
+use crate::keys::{self, KeyStore};
+use crate::leader::{Elector, LeaderConfig};
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Context, Timing};
+use crate::sources::{NoVault, VaultResolver};
+use crate::{Error, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+
+/// Controller settings (the `run` flags).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The controller's namespace (keys, hash key, ConfigMap, Lease).
+    pub namespace: String,
+    /// Where the HTTP server listens; `None` for no server.
+    pub listen: Option<SocketAddr>,
+    /// New key every period; zero = never.
+    pub key_rotation_period: Duration,
+    /// Lease-based leader election; `None` = always lead (single replica).
+    pub leader: Option<LeaderConfig>,
+    /// Retry timing.
+    pub timing: Timing,
+    /// Reconciles running at once (0 = unbounded).
+    pub concurrency: u16,
+    /// Reporting instance for Events (the pod name).
+    pub instance: Option<String>,
+}
+
+impl Config {
+    /// Defaults for `namespace`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Config {
+            namespace: namespace.into(),
+            listen: None,
+            key_rotation_period: Duration::from_secs(720 * 3600),
+            leader: None,
+            timing: Timing::default(),
+            concurrency: 16,
+            instance: None,
+        }
+    }
+}
+
+/// Handles to a running controller, for tests and the binary.
+#[derive(Clone, Debug)]
+pub struct Handles {
+    /// The keys.
+    pub keys: Arc<KeyStore>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica leads.
+    pub leading: watch::Receiver<bool>,
+    /// Where the HTTP server listens, when it does.
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// Starts the controller; returns the handles and the future that runs it
+/// until `shutdown` resolves.
+pub async fn start(
+    client: Client,
+    config: Config,
+    vault: Option<Arc<dyn VaultResolver>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(Handles, impl std::future::Future<Output = ()> + Send), Error> {
+    crate::install_crypto_provider();
+    let keys_store = Arc::new(KeyStore::new());
+    let metrics = Arc::new(Metrics::new());
+    let secrets_ns: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
+    let hasher = Arc::new(DataHasher::load_or_create(&secrets_ns).await?);
+
+    let mut http_addr = None;
+    let mut http_task = None;
+    if let Some(addr) = config.listen {
+        let listener = crate::http::bind(addr).await?;
+        http_addr = listener.local_addr().ok();
+        let state = HttpState {
+            keys: keys_store.clone(),
+            metrics: metrics.clone(),
+        };
+        http_task = Some(crate::http::serve(listener, state));
+    }
+
+    let (lead_tx, lead_rx) = watch::channel(config.leader.is_none());
+    let handles = Handles {
+        keys: keys_store.clone(),
+        metrics: metrics.clone(),
+        leading: lead_rx.clone(),
+        http_addr,
+    };
+
+    let vault: Arc<dyn VaultResolver> = vault.unwrap_or_else(|| Arc::new(NoVault));
+    let reporter = Reporter {
+        controller: crate::FIELD_MANAGER.to_string(),
+        instance: config.instance.clone(),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        keys_store.clone(),
+        hasher,
+        vault,
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+        config.timing,
+    ));
+
+    let run = async move {
+        let key_watch = keys::watch_keys(secrets_ns.clone(), keys_store.clone());
+        let keys_gauge = {
+            let mut rx = keys_store.subscribe();
+            let store = keys_store.clone();
+            let metrics = metrics.clone();
+            async move {
+                loop {
+                    metrics.set_keys_loaded(store.current().len());
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let election = async {
+            match config.leader.clone() {
+                Some(lc) => {
+                    let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+                    Elector::new(api, lc).run(lead_tx).await;
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        };
+        let leader_work = lead_loop(client.clone(), config.clone(), ctx, lead_rx);
+        let http = async {
+            match http_task {
+                Some(t) => t.await,
+                None => futures::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down"),
+            () = key_watch => tracing::warn!("key watch ended"),
+            () = keys_gauge => {},
+            () = election => {},
+            () = leader_work => {},
+            () = http => {},
+        }
+    };
+    Ok((handles, run))
+}
+
+/// Runs the leader's work (controller, key rotation, publishing) whenever
+/// `leading` is true; stops it when leadership is lost.
+async fn lead_loop(
+    client: Client,
+    config: Config,
+    ctx: Arc<Context>,
+    mut leading: watch::Receiver<bool>,
+) {
+    loop {
+        while !*leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                return;
+            }
+        }
+        ctx.metrics.set_leader(true);
+        let work = leader_work(client.clone(), config.clone(), ctx.clone());
+        let lost = async {
+            loop {
+                if leading.changed().await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+                if !*leading.borrow() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = work => {},
+            () = lost => tracing::info!("lost leadership; stopping reconciles"),
+        }
+        ctx.metrics.set_leader(false);
+    }
+}
+
+async fn leader_work(client: Client, config: Config, ctx: Arc<Context>) {
+    let secrets_ns: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &config.namespace);
+    let store = ctx.keys.clone();
+
+    // Keys: first one at start, then one every rotation period; publish on change.
+    let key_keeper = {
+        let store = store.clone();
+        let period = config.key_rotation_period;
+        async move {
+            let mut changes = store.subscribe();
+            if let Err(e) = keys::load(&secrets_ns, &store).await {
+                tracing::warn!(error = %e, "loading sealing keys failed");
+            }
+            let mut published: Option<Vec<keys::PublicKeyInfo>> = None;
+            loop {
+                let current = store.current();
+                match keys::ensure_current_key(&secrets_ns, &current, period, Timestamp::now())
+                    .await
+                {
+                    Ok(Some(_)) => {
+                        // Make it visible now rather than when the watch sees it.
+                        if let Err(e) = keys::load(&secrets_ns, &store).await {
+                            tracing::warn!(error = %e, "reloading sealing keys failed");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "creating a sealing key failed"),
+                }
+                let current = store.current();
+                let public = current.public_keys();
+                if published.as_ref() != Some(&public) && !current.is_empty() {
+                    match keys::publish(&configmaps, &current).await {
+                        Ok(()) => published = Some(public),
+                        Err(e) => tracing::warn!(error = %e, "publishing public keys failed"),
+                    }
+                }
+                let wait = match keys::next_rotation(&current, period) {
+                    Some(at) => {
+                        let secs = (at.as_second() - Timestamp::now().as_second()).max(1);
+                        Duration::from_secs(u64::try_from(secs).unwrap_or(1))
+                            .min(Duration::from_secs(600))
+                    }
+                    None => Duration::from_secs(600),
+                };
+                let wait = if published.is_none() {
+                    wait.min(Duration::from_secs(5))
+                } else {
+                    wait
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = changes.changed() => {},
+                }
+            }
+        }
+    };
+
+    let sealed: Api<SealedSecret> = Api::all(client.clone());
+    let owned: Api<Secret> = Api::all(client.clone());
+    let controller = Controller::new(sealed, watcher::Config::default().any_semantic())
+        .owns(
+            owned,
+            watcher::Config::default()
+                .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"))
+                .any_semantic(),
+        )
+        .reconcile_all_on(keys::changes(&store))
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|res| {
+            if let Err(e) = res {
+                match e {
+                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    other => tracing::debug!(error = %other, "controller"),
+                }
+            }
+            futures::future::ready(())
+        })
+        .boxed();
+    tokio::join!(key_keeper, controller);
+}

@@ -1,0 +1,1008 @@
+//! Tests of the Vault adapter: flags, reason mapping, refresh intervals,
+//! and resolution against a real OpenBao dev server (one per test, stopped
+//! by PID). Without `bao` (`$BAO_BIN` or `PATH`; `scripts/openbao.sh`
+//! installs it) the server tests return early with a note, except under
+//! `CI`, where they fail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gitseal_vault::{SecretString, TokenSource};
+use secrecy::ExposeSecret as _;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::sources::{merge_vault, Resolved};
+
+const ROOT_TOKEN: &str = "gitseal-ctl-root-token-93ad";
+const CANARY: &str = "canary-vault-value-5e1f";
+
+// ---------------------------------------------------------------------------
+// A real OpenBao dev server (minimal copy of gitseal-vault's test support).
+
+struct Bao {
+    bin: PathBuf,
+    child: Option<Child>,
+    port: u16,
+    home: tempfile::TempDir,
+}
+
+fn find_bao() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BAO_BIN").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("bao"))
+            .find(|p| p.is_file())
+    })
+}
+
+impl Bao {
+    async fn start() -> Option<Bao> {
+        let Some(bin) = find_bao() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the OpenBao `bao` binary was not found (set BAO_BIN or run scripts/openbao.sh): \
+                 Vault tests must run in CI"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "note: `bao` not found (run scripts/openbao.sh); skipping this Vault test"
+                );
+            }
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut bao = Bao {
+            bin,
+            child: None,
+            port,
+            home: tempfile::tempdir().expect("temp HOME"),
+        };
+        bao.launch().await;
+        Some(bao)
+    }
+
+    fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&mut self) {
+        let log = std::fs::File::create(self.home.path().join("bao.log")).expect("log");
+        let child = Command::new(&self.bin)
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{}", self.port),
+            ])
+            .env("HOME", self.home.path())
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("BAO_ADDR")
+            .env_remove("BAO_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn bao server -dev");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = raw(self.port, "GET", "/v1/sys/health", None).await {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("bao server exited ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao server not healthy after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = raw(self.port, method, &format!("/v1/{path}"), body.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} -> {status}: {v}"
+        );
+        v
+    }
+
+    async fn put_kv2(&self, mount: &str, path: &str, data: Value) -> u64 {
+        // Right after start, a dev server's `secret/` mount may still be
+        // upgrading to KV v2 and answer 400 for a moment: retry that only.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let body = json!({ "data": data });
+        let uri = format!("/v1/{mount}/data/{path}");
+        loop {
+            let (status, v) = raw(self.port, "POST", &uri, Some(&body))
+                .await
+                .unwrap_or_else(|e| panic!("POST {uri}: {e}"));
+            if (200..300).contains(&status) {
+                return v["data"]["version"].as_u64().expect("version");
+            }
+            let upgrading = v.to_string().contains("Upgrading from non-versioned");
+            assert!(
+                upgrading && Instant::now() < deadline,
+                "POST {uri} -> {status}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn enable_kv1(&self, mount: &str) {
+        self.api(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({"type": "kv", "options": {"version": "1"}})),
+        )
+        .await;
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A root-token HTTP/1.0 request; status and JSON body (Null when empty).
+async fn raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Vault-Token: {ROOT_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let v = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).map_err(|e| e.to_string())?
+    };
+    Ok((status, v))
+}
+
+/// A source on `bao` with the root token, the default policy
+/// (`{namespace}/*`) and no shared cache (counters show sessions alone).
+async fn source(bao: &Bao) -> VaultSource {
+    let mut config = VaultConfig::new(
+        bao.addr(),
+        AuthMethod::Token(TokenSource::Value(SecretString::from(ROOT_TOKEN))),
+    );
+    config.shared_cache_ttl = Duration::ZERO;
+    let settings = VaultSettings {
+        config,
+        policy: PathPolicy::default(),
+    };
+    VaultSource::connect(settings).await.expect("client")
+}
+
+fn vref(
+    mount: &str,
+    path: &str,
+    field: &str,
+    version: Option<u64>,
+    kv: Option<ManifestKv>,
+) -> VaultReference {
+    VaultReference {
+        mount: mount.into(),
+        path: path.into(),
+        field: field.into(),
+        version,
+        kv,
+    }
+}
+
+fn items(list: &[(&str, VaultReference)]) -> BTreeMap<String, VaultReference> {
+    list.iter()
+        .map(|(k, r)| (k.to_string(), r.clone()))
+        .collect()
+}
+
+fn text(item: &VaultItem) -> String {
+    match item {
+        Ok(v) => String::from_utf8_lossy(v.expose_secret()).into_owned(),
+        Err(f) => panic!("item {} failed: {}: {}", f.item, f.reason, f.message),
+    }
+}
+
+fn failed(item: &VaultItem) -> &ItemFailure {
+    match item {
+        Ok(_) => panic!("expected a failure"),
+        Err(f) => f,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Against a real OpenBao.
+
+#[tokio::test]
+async fn kv2_latest_and_pinned_versions_and_kv1() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    let v1 = bao
+        .put_kv2(
+            "secret",
+            "team/db",
+            json!({"user": "app", "password": "pw-one"}),
+        )
+        .await;
+    let v2 = bao
+        .put_kv2(
+            "secret",
+            "team/db",
+            json!({"user": "app", "password": "pw-two"}),
+        )
+        .await;
+    assert_eq!((v1, v2), (1, 2));
+    bao.enable_kv1("legacy").await;
+    bao.api(
+        "POST",
+        "legacy/team/api",
+        Some(json!({"token": "kv1-token"})),
+    )
+    .await;
+
+    let src = source(&bao).await;
+    let spec = items(&[
+        ("user", vref("secret", "team/db", "user", None, None)),
+        (
+            "password",
+            vref("secret", "team/db", "password", None, Some(ManifestKv::V2)),
+        ),
+        (
+            "old-password",
+            vref("secret", "team/db", "password", Some(1), None),
+        ),
+        (
+            "api",
+            vref("legacy", "team/api", "token", None, Some(ManifestKv::V1)),
+        ),
+    ]);
+    let out = src.resolve_items("team", &spec).await;
+    assert_eq!(out.len(), 4);
+    assert_eq!(text(&out["user"]), "app");
+    assert_eq!(text(&out["password"]), "pw-two");
+    assert_eq!(text(&out["old-password"]), "pw-one");
+    assert_eq!(text(&out["api"]), "kv1-token");
+    // user + password share one read; version 1 and the KV v1 secret are two more.
+    let m = src.metrics();
+    assert_eq!((m.logins, m.reads, m.read_failures), (1, 3, 0), "{m:?}");
+
+    // Exported for Prometheus, under the controller registry's prefix.
+    let mut registry = prometheus_client::registry::Registry::with_prefix("gitseal");
+    registry.register_collector(Box::new(VaultMetricsCollector::new(&src)));
+    let mut exported = String::new();
+    prometheus_client::encoding::text::encode(&mut exported, &registry).expect("encode");
+    for line in [
+        "# TYPE gitseal_vault_calls counter",
+        "gitseal_vault_calls_total{kind=\"login\"} 1",
+        "gitseal_vault_calls_total{kind=\"read\"} 3",
+        "gitseal_vault_calls_total{kind=\"token_check\"} 0",
+        "gitseal_vault_read_failures_total 0",
+        "gitseal_vault_cache_hits_total 1",
+    ] {
+        assert!(exported.lines().any(|l| l == line), "{line} in\n{exported}");
+    }
+
+    // A new reconcile is a new session: latest values are read again, and a
+    // change in Vault reaches the Secret.
+    bao.put_kv2(
+        "secret",
+        "team/db",
+        json!({"user": "app", "password": "pw-three"}),
+    )
+    .await;
+    let out = src.resolve_items("team", &spec).await;
+    assert_eq!(text(&out["password"]), "pw-three");
+    assert_eq!(text(&out["old-password"]), "pw-one");
+    let m = src.metrics();
+    assert_eq!((m.logins, m.reads), (1, 6), "one login per process: {m:?}");
+
+    // Through the trait object reconcile holds, and merged like reconcile does.
+    let resolver: std::sync::Arc<dyn VaultResolver> = std::sync::Arc::new(src.clone());
+    let mut resolved = Resolved::default();
+    merge_vault(resolver.resolve("team", &spec).await, &mut resolved);
+    assert!(resolved.failures.is_empty());
+    assert_eq!(
+        resolved.data.keys().collect::<Vec<_>>(),
+        ["api", "old-password", "password", "user"]
+    );
+}
+
+#[tokio::test]
+async fn forbidden_paths_are_refused_before_any_vault_call() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "other-team/db", json!({"password": CANARY}))
+        .await;
+    let src = source(&bao).await;
+    let spec = items(&[
+        ("a", vref("secret", "other-team/db", "password", None, None)),
+        ("b", vref("secret", "team-b/db", "password", None, None)),
+        ("c", vref("secret", "team", "password", None, None)),
+    ]);
+    let out = src.resolve_items("team", &spec).await;
+    for item in ["a", "b", "c"] {
+        let f = failed(&out[item]);
+        assert_eq!(f.reason, Reason::VaultForbidden, "{item}: {}", f.message);
+        assert!(
+            f.message
+                .contains("namespace `team` may not read Vault path"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains("this namespace may read: team/*"),
+            "{}",
+            f.message
+        );
+    }
+    // Not one Vault call: no login, no read.
+    assert_eq!(src.metrics().vault_calls(), 0, "{:?}", src.metrics());
+
+    // An operator template naming the mount narrows it further.
+    let narrow = VaultSource::new(
+        src.client().clone(),
+        PathPolicy::from_templates(["kv:{namespace}/*"]).expect("template"),
+    );
+    let out = narrow
+        .resolve_items(
+            "team",
+            &items(&[("x", vref("secret", "team/db", "password", None, None))]),
+        )
+        .await;
+    assert_eq!(failed(&out["x"]).reason, Reason::VaultForbidden);
+    assert_eq!(src.metrics().vault_calls(), 0);
+}
+
+#[tokio::test]
+async fn vaults_own_403_is_forbidden() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": CANARY}))
+        .await;
+    bao.api(
+        "POST",
+        "sys/policies/acl/nothing",
+        Some(json!({"policy": "path \"secret/data/elsewhere/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    let tok = bao
+        .api(
+            "POST",
+            "auth/token/create",
+            Some(json!({"policies": ["nothing"], "ttl": "1h"})),
+        )
+        .await;
+    let token = tok["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).expect("write token");
+
+    let args = Args::parse_from([
+        "t",
+        "--vault-addr",
+        &bao.addr(),
+        "--vault-auth",
+        "token",
+        "--vault-token-file",
+        token_file.to_str().expect("utf-8"),
+    ]);
+    let settings = args.vault.settings().expect("settings").expect("vault on");
+    let src = VaultSource::connect(settings).await.expect("client");
+    let out = src
+        .resolve_items(
+            "team",
+            &items(&[("pw", vref("secret", "team/db", "password", None, None))]),
+        )
+        .await;
+    let f = failed(&out["pw"]);
+    assert_eq!(f.reason, Reason::VaultForbidden, "{}", f.message);
+    assert!(
+        f.message
+            .starts_with("Vault refused to read secret/team/db"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !f.message.contains(&token) && !f.message.contains(CANARY),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn missing_paths_deleted_versions_and_fields_are_not_found() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-one"}))
+        .await;
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-two"}))
+        .await;
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-three"}))
+        .await;
+    // Soft-delete version 1, destroy version 3.
+    bao.api(
+        "POST",
+        "secret/delete/team/db",
+        Some(json!({"versions": [1]})),
+    )
+    .await;
+    bao.api(
+        "POST",
+        "secret/destroy/team/db",
+        Some(json!({"versions": [3]})),
+    )
+    .await;
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-four"}))
+        .await;
+    let src = source(&bao).await;
+    let spec = items(&[
+        (
+            "missing",
+            vref("secret", "team/nothing-here", "password", None, None),
+        ),
+        (
+            "deleted",
+            vref("secret", "team/db", "password", Some(1), None),
+        ),
+        (
+            "destroyed",
+            vref("secret", "team/db", "password", Some(3), None),
+        ),
+        (
+            "no-such-version",
+            vref("secret", "team/db", "password", Some(9), None),
+        ),
+        (
+            "no-field",
+            vref("secret", "team/db", "username", None, None),
+        ),
+        ("ok", vref("secret", "team/db", "password", Some(2), None)),
+    ]);
+    let out = src.resolve_items("team", &spec).await;
+    let msg = |k: &str| {
+        let f = failed(&out[k]);
+        assert_eq!(f.reason, Reason::VaultNotFound, "{k}: {}", f.message);
+        assert_eq!(f.item, k);
+        f.message.clone()
+    };
+    assert_eq!(
+        msg("missing"),
+        "Vault secret secret/team/nothing-here not found: no secret at this path"
+    );
+    assert_eq!(
+        msg("deleted"),
+        "Vault secret secret/team/db@1 not found: this version was deleted"
+    );
+    assert_eq!(
+        msg("destroyed"),
+        "Vault secret secret/team/db@3 not found: this version was destroyed"
+    );
+    assert_eq!(
+        msg("no-such-version"),
+        "Vault secret secret/team/db@9 not found: no secret at this path"
+    );
+    assert_eq!(
+        msg("no-field"),
+        "Vault secret secret/team/db has no field `username`"
+    );
+    assert_eq!(text(&out["ok"]), "pw-two");
+
+    // Reconcile sees the first failure and leaves the Secret alone.
+    let mut resolved = Resolved::default();
+    merge_vault(out, &mut resolved);
+    assert_eq!(resolved.failures.len(), 5);
+    assert_eq!(resolved.failures[0].item, "deleted");
+}
+
+#[tokio::test]
+async fn vault_stopped_is_unavailable_and_recovers() {
+    let Some(mut bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-one"}))
+        .await;
+    let src = source(&bao).await;
+    let spec = items(&[("pw", vref("secret", "team/db", "password", None, None))]);
+    assert_eq!(
+        text(&src.resolve_items("team", &spec).await["pw"]),
+        "pw-one"
+    );
+
+    bao.stop();
+    let out = src.resolve_items("team", &spec).await;
+    let f = failed(&out["pw"]);
+    assert_eq!(f.reason, Reason::VaultUnavailable, "{}", f.message);
+    assert!(
+        f.message
+            .starts_with(&format!("Vault at {} is unavailable: ", bao.addr())),
+        "{}",
+        f.message
+    );
+    // Reconcile turns this into an error: error_policy backs off, the
+    // existing Secret is not touched.
+    let mut resolved = Resolved::default();
+    merge_vault(out, &mut resolved);
+    assert!(resolved.data.is_empty());
+    assert_eq!(resolved.failures[0].reason, Reason::VaultUnavailable);
+
+    // Vault comes back (a dev server starts empty: seed it again).
+    bao.launch().await;
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-back"}))
+        .await;
+    assert_eq!(
+        text(&src.resolve_items("team", &spec).await["pw"]),
+        "pw-back"
+    );
+}
+
+#[tokio::test]
+async fn no_value_or_token_in_failures_or_debug() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": CANARY}))
+        .await;
+    let src = source(&bao).await;
+    let spec = items(&[
+        ("pw", vref("secret", "team/db", "password", None, None)),
+        ("nope", vref("secret", "team/db", "nope", None, None)),
+        (
+            "forbidden",
+            vref("secret", "other/db", "password", None, None),
+        ),
+    ]);
+    let out = src.resolve_items("team", &spec).await;
+    assert_eq!(text(&out["pw"]), CANARY);
+    let shown = format!("{out:?} {src:?}");
+    for f in out.values().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            !f.message.contains(CANARY) && !f.message.contains(ROOT_TOKEN),
+            "{}",
+            f.message
+        );
+    }
+    assert!(!shown.contains(CANARY), "{shown}");
+    assert!(!shown.contains(ROOT_TOKEN), "{shown}");
+}
+
+// ---------------------------------------------------------------------------
+// Without a server.
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+fn parse(args: &[&str]) -> Result<Option<VaultSettings>, gitseal_vault::Error> {
+    let mut argv = vec!["t"];
+    argv.extend_from_slice(args);
+    Args::try_parse_from(argv)
+        .expect("flags parse")
+        .vault
+        .settings_with(|_| false)
+}
+
+#[test]
+fn no_address_means_vault_is_off() {
+    assert!(parse(&[]).expect("ok").is_none() || std::env::var_os("VAULT_ADDR").is_some());
+    let a = Args::try_parse_from(["t", "--vault-addr", ""]).expect("flags");
+    assert!(a.vault.settings_with(|_| false).expect("ok").is_none());
+}
+
+#[test]
+fn flags_build_each_auth_method() {
+    let s = parse(&["--vault-addr", "https://vault:8200", "--vault-role", "gs"])
+        .expect("ok")
+        .expect("on");
+    assert_eq!(s.config.address, "https://vault:8200");
+    match &s.config.auth {
+        AuthMethod::Kubernetes {
+            mount,
+            role,
+            jwt_file,
+        } => {
+            assert_eq!((mount.as_str(), role.as_str()), ("kubernetes", "gs"));
+            assert_eq!(jwt_file, &PathBuf::from(DEFAULT_SERVICE_ACCOUNT_TOKEN));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.policy, PathPolicy::default());
+    assert_eq!(s.config.timeout, Duration::from_secs(10));
+    assert_eq!(s.config.shared_cache_ttl, Duration::from_secs(30));
+
+    let s = parse(&[
+        "--vault-addr",
+        "http://v:8200",
+        "--vault-auth",
+        "approle",
+        "--vault-auth-mount",
+        "ar",
+        "--vault-role-id-file",
+        "/r",
+        "--vault-secret-id-file",
+        "/s",
+        "--vault-path-template",
+        "secret:{namespace}/*,kv:shared/{namespace}/*",
+        "--vault-path-template",
+        "kv:common/*",
+        "--vault-timeout",
+        "3s",
+        "--vault-cache-ttl",
+        "0",
+        "--vault-namespace",
+        "ops",
+        "--vault-cacert",
+        "/ca.pem",
+    ])
+    .expect("ok")
+    .expect("on");
+    match &s.config.auth {
+        AuthMethod::AppRole {
+            mount,
+            role_id_file,
+            secret_id_file,
+        } => {
+            assert_eq!(mount, "ar");
+            assert_eq!(
+                (role_id_file.to_str(), secret_id_file.to_str()),
+                (Some("/r"), Some("/s"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let templates: Vec<String> = s
+        .policy
+        .templates()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            "secret:{namespace}/*",
+            "kv:shared/{namespace}/*",
+            "kv:common/*"
+        ]
+    );
+    assert_eq!(s.config.timeout, Duration::from_secs(3));
+    assert_eq!(s.config.shared_cache_ttl, Duration::ZERO);
+    assert_eq!(s.config.vault_namespace.as_deref(), Some("ops"));
+    assert_eq!(s.config.ca_cert_files, [PathBuf::from("/ca.pem")]);
+
+    let s = parse(&[
+        "--vault-addr",
+        "http://v:8200",
+        "--vault-auth",
+        "token",
+        "--vault-token-file",
+        "/t",
+    ])
+    .expect("ok")
+    .expect("on");
+    assert!(
+        matches!(&s.config.auth, AuthMethod::Token(TokenSource::File(p)) if p == &PathBuf::from("/t"))
+    );
+    let a = Args::try_parse_from([
+        "t",
+        "--vault-addr",
+        "http://v:8200",
+        "--vault-auth",
+        "token",
+    ])
+    .expect("flags");
+    let s = a
+        .vault
+        .settings_with(|n| n == "VAULT_TOKEN")
+        .expect("ok")
+        .expect("on");
+    assert!(matches!(&s.config.auth, AuthMethod::Token(TokenSource::Env(v)) if v == "VAULT_TOKEN"));
+}
+
+#[test]
+fn incomplete_or_invalid_flags_are_clear_errors() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--vault-addr",
+                "http://v",
+                "--vault-auth",
+                "approle",
+                "--vault-role-id-file",
+                "/r",
+            ],
+            "--vault-auth approle needs --vault-role-id-file and --vault-secret-id-file",
+        ),
+        (
+            &["--vault-addr", "http://v", "--vault-auth", "token"],
+            "--vault-auth token needs --vault-token-file or the VAULT_TOKEN variable",
+        ),
+        (
+            &["--vault-addr", "http://v", "--vault-role", " "],
+            "needs --vault-role",
+        ),
+        (
+            &[
+                "--vault-addr",
+                "http://v",
+                "--vault-path-template",
+                "sys:{namespace}/*",
+            ],
+            "built-in Vault paths cannot be allowed",
+        ),
+    ];
+    for (args, want) in cases {
+        let e = parse(args).expect_err("must fail");
+        assert!(e.to_string().contains(want), "{args:?}: {e}");
+        assert_eq!(e.reason(), "VaultConfigInvalid");
+    }
+    assert!(Args::try_parse_from(["t", "--vault-timeout", "soon"]).is_err());
+    assert!(Args::try_parse_from(["t", "--vault-auth", "ldap"]).is_err());
+}
+
+#[tokio::test]
+async fn a_bad_address_fails_at_start_not_per_reconcile() {
+    let e = VaultSource::connect(
+        parse(&[
+            "--vault-addr",
+            "vault:8200",
+            "--vault-auth",
+            "token",
+            "--vault-token-file",
+            "/t",
+        ])
+        .expect("flags")
+        .expect("on"),
+    )
+    .await
+    .expect_err("not a URL");
+    assert_eq!(e.reason(), "VaultConfigInvalid", "{e}");
+}
+
+#[tokio::test]
+async fn invalid_references_fail_without_vault() {
+    // Nothing listens on port 1: any call would be VaultUnavailable.
+    let client = VaultClient::new(VaultConfig::new(
+        "http://127.0.0.1:1",
+        AuthMethod::Token(TokenSource::Value(SecretString::from("t"))),
+    ))
+    .await
+    .expect("client");
+    let src = VaultSource::new(client, PathPolicy::default());
+    let spec = items(&[
+        ("dotdot", vref("secret", "team/../other", "pw", None, None)),
+        ("sys", vref("sys", "team/x", "pw", None, None)),
+        (
+            "v1-version",
+            vref("kv", "team/x", "pw", Some(2), Some(ManifestKv::V1)),
+        ),
+        ("no-field", vref("kv", "team/x", "", None, None)),
+    ]);
+    let out = src.resolve_items("team", &spec).await;
+    for (k, r) in &out {
+        let f = failed(r);
+        assert_eq!(f.reason, Reason::InvalidSpec, "{k}: {}", f.message);
+        assert!(
+            f.message.starts_with("invalid Vault reference"),
+            "{k}: {}",
+            f.message
+        );
+    }
+    assert!(failed(&out["v1-version"])
+        .message
+        .contains("KV v1 secrets have no versions"));
+    assert_eq!(src.metrics().vault_calls(), 0);
+    // And an unreachable Vault is VaultUnavailable.
+    let out = src
+        .resolve_items(
+            "team",
+            &items(&[("pw", vref("kv", "team/x", "pw", None, None))]),
+        )
+        .await;
+    assert_eq!(failed(&out["pw"]).reason, Reason::VaultUnavailable);
+}
+
+#[test]
+fn every_vault_error_maps_to_a_reason() {
+    use gitseal_vault::{Error as V, NotFoundKind};
+    let s = String::new;
+    let cases = [
+        (
+            V::Unavailable {
+                address: s(),
+                detail: s(),
+            },
+            Reason::VaultUnavailable,
+        ),
+        (
+            V::Auth {
+                method: "kubernetes",
+                detail: s(),
+            },
+            Reason::VaultUnavailable,
+        ),
+        (V::Config { detail: s() }, Reason::VaultUnavailable),
+        (
+            V::Unexpected {
+                mount: s(),
+                path: s(),
+                detail: s(),
+            },
+            Reason::VaultUnavailable,
+        ),
+        (
+            V::NotFound {
+                mount: s(),
+                path: s(),
+                version: Some(1),
+                kind: NotFoundKind::Deleted,
+            },
+            Reason::VaultNotFound,
+        ),
+        (
+            V::NotFound {
+                mount: s(),
+                path: s(),
+                version: None,
+                kind: NotFoundKind::Missing,
+            },
+            Reason::VaultNotFound,
+        ),
+        (
+            V::FieldMissing {
+                mount: s(),
+                path: s(),
+                version: None,
+                field: s(),
+            },
+            Reason::VaultNotFound,
+        ),
+        (
+            V::Forbidden {
+                namespace: None,
+                mount: s(),
+                path: s(),
+                detail: s(),
+            },
+            Reason::VaultForbidden,
+        ),
+        (
+            V::InvalidRef {
+                reference: s(),
+                reason: s(),
+            },
+            Reason::InvalidSpec,
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(reason_for(&e), want, "{e:?}");
+    }
+}
+
+#[test]
+fn refresh_intervals_parse_with_clear_errors() {
+    assert_eq!(
+        parse_refresh_interval(None).expect("default"),
+        Duration::from_secs(3600)
+    );
+    for (t, secs) in [
+        ("1h", 3600),
+        ("15m", 900),
+        ("30s", 30),
+        ("1h30m", 5400),
+        ("10s", 10),
+        ("30d", 2_592_000),
+    ] {
+        assert_eq!(
+            parse_refresh_interval(Some(t)).expect(t),
+            Duration::from_secs(secs),
+            "{t}"
+        );
+    }
+    for (t, why) in [
+        ("soon", "is not a duration"),
+        ("", "is not a duration"),
+        ("1x", "is not a duration"),
+        ("-5m", "is not a duration"),
+        ("0", "is too short"),
+        ("5s", "is too short"),
+        ("31d", "is too long"),
+    ] {
+        match parse_refresh_interval(Some(t)) {
+            Err(Error::Items {
+                reason: Reason::InvalidSpec,
+                message,
+            }) => {
+                assert!(
+                    message.starts_with(&format!("spec.refreshInterval {t:?} {why}")),
+                    "{message}"
+                );
+                assert!(message.contains("such as 1h, 15m, 30s"), "{message}");
+            }
+            other => panic!("{t:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn requeue_is_the_sooner_of_resync_and_refresh() {
+    let hour = Duration::from_secs(3600);
+    let mut spec = SealedSecretSpec {
+        refresh_interval: Some("garbage".into()),
+        ..SealedSecretSpec::default()
+    };
+    // No Vault items: refreshInterval does not matter.
+    assert_eq!(requeue_after(&spec, hour).expect("ok"), hour);
+    spec.vault_data = items(&[("pw", vref("secret", "team/db", "pw", None, None))]);
+    assert!(matches!(
+        requeue_after(&spec, hour),
+        Err(Error::Items {
+            reason: Reason::InvalidSpec,
+            ..
+        })
+    ));
+    spec.refresh_interval = Some("15m".into());
+    assert_eq!(
+        requeue_after(&spec, hour).expect("ok"),
+        Duration::from_secs(900)
+    );
+    spec.refresh_interval = Some("2h".into());
+    assert_eq!(requeue_after(&spec, hour).expect("ok"), hour);
+    spec.refresh_interval = None;
+    assert_eq!(
+        requeue_after(&spec, Duration::from_secs(7200)).expect("ok"),
+        hour
+    );
+    assert_eq!(requeue_after(&spec, Duration::ZERO).expect("ok"), hour);
+}

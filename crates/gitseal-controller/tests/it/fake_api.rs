@@ -1,0 +1,1104 @@
+//! An in-process fake Kubernetes API server, served as a tower `Service`
+//! straight into `kube::Client::new`, so the real kube-runtime `Controller`
+//! (LIST + streaming WATCH), `Api` calls and the event `Recorder` run end to
+//! end without a cluster.
+//!
+//! It keeps objects (as JSON bytes, to stay small), hands out
+//! resourceVersions, uids, generations and creation timestamps, and serves
+//! GET, LIST (label/field selectors, limit/continue), POST, PUT (optimistic
+//! concurrency on resourceVersion), PATCH (server-side apply with per-manager
+//! field removal, JSON merge patch), DELETE (uid preconditions, cascading to
+//! owned objects) and WATCH (replay from a bounded history, then live
+//! events; 410 Gone when the history no longer reaches back). Status
+//! subresources are kept apart from the main resource as a real API server
+//! does for CRDs. Faults (403/404/409/410/500…) can be injected per request.
+//! It is shared by the integration tests and the reconcile benchmark.
+
+#![allow(dead_code, clippy::result_large_err)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast;
+
+/// Response body type of the fake.
+pub type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Where an object lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// Resource plural, e.g. `secrets`.
+    pub plural: String,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(plural: &str, namespace: &str, name: &str) -> Self {
+        Key {
+            plural: plural.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+struct Obj {
+    bytes: Bytes,
+    labels: BTreeMap<String, String>,
+    owners: Vec<String>,
+    uid: String,
+}
+
+#[derive(Clone)]
+struct WatchEvt {
+    rv: u64,
+    kind: &'static str,
+    key: Arc<Key>,
+    labels: Arc<BTreeMap<String, String>>,
+    bytes: Bytes,
+}
+
+/// An injected failure.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// HTTP method to match (None = any).
+    pub method: Option<Method>,
+    /// Substring of the path (and query) to match.
+    pub path_contains: String,
+    /// Status code to answer.
+    pub code: u16,
+    /// How many requests to fail (then the fault is gone).
+    pub times: u32,
+}
+
+struct State {
+    rv: u64,
+    uids: u64,
+    objects: BTreeMap<Key, Obj>,
+    history: VecDeque<WatchEvt>,
+    history_cap: usize,
+    /// (object, manager, status subresource) → leaf paths last applied.
+    applied: HashMap<(Key, String, bool), BTreeSet<Vec<String>>>,
+    faults: Vec<Fault>,
+    log: Option<Vec<String>>,
+    requests: u64,
+}
+
+/// The fake API server. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct FakeApi {
+    state: Arc<Mutex<State>>,
+    tx: broadcast::Sender<WatchEvt>,
+}
+
+struct Route {
+    group_version: String,
+    namespace: Option<String>,
+    plural: String,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn kind_of(plural: &str) -> String {
+    match plural {
+        "secrets" => "Secret".into(),
+        "configmaps" => "ConfigMap".into(),
+        "events" => "Event".into(),
+        "leases" => "Lease".into(),
+        "sealedsecrets" => "SealedSecret".into(),
+        "namespaces" => "Namespace".into(),
+        "services" => "Service".into(),
+        other => {
+            let s = other.trim_end_matches('s');
+            let mut c = s.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        }
+    }
+}
+
+/// Resources whose status is a subresource (main-resource writes keep status).
+fn has_status_subresource(plural: &str) -> bool {
+    matches!(plural, "sealedsecrets")
+}
+
+fn parse_route(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (gv, rest) = match *segs.first()? {
+        "api" => (segs.get(1)?.to_string(), &segs[2..]),
+        "apis" => (format!("{}/{}", segs.get(1)?, segs.get(2)?), &segs[3..]),
+        _ => return None,
+    };
+    let (namespace, rest) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    Some(Route {
+        group_version: gv,
+        namespace,
+        plural: rest.first()?.to_string(),
+        name: rest.get(1).map(|s| s.to_string()),
+        sub: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in query.unwrap_or_default().split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(k.to_string(), percent_decode(v));
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A parsed label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-joined.
+fn selector_matches(selector: &str, labels: &BTreeMap<String, String>) -> bool {
+    selector
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .all(|term| {
+            let term = term.trim();
+            if let Some((k, v)) = term.split_once("!=") {
+                labels.get(k.trim()).map(String::as_str) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                labels.get(k.trim()).map(String::as_str) == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                !labels.contains_key(k)
+            } else {
+                labels.contains_key(term)
+            }
+        })
+}
+
+fn field_matches(selector: &str, key: &Key) -> bool {
+    selector
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some(("metadata.name", v)) => key.name == v.trim_start_matches('='),
+            Some(("metadata.namespace", v)) => key.namespace == v.trim_start_matches('='),
+            _ => true,
+        })
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    })
+}
+
+fn full(status: StatusCode, body: Bytes) -> Response<FakeBody> {
+    let mut r = Response::new(Full::new(body).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(code: u16, reason: &str, message: &str) -> Response<FakeBody> {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    full(
+        status,
+        Bytes::from(status_body(code, reason, message).to_string()),
+    )
+}
+
+fn reason_for(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        410 => "Expired",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        _ => "InternalError",
+    }
+}
+
+fn labels_of(v: &Value) -> BTreeMap<String, String> {
+    v.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn owners_of(v: &Value) -> Vec<String> {
+    v.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o.get("uid").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Server-side-apply-like merge: maps merge, lists replace, except
+/// `ownerReferences` (merged by uid) and `conditions` (merged by type).
+fn apply_merge(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                path.push(k.clone());
+                match t.get_mut(k) {
+                    Some(existing) => apply_merge(existing, v, path),
+                    None => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+                path.pop();
+            }
+        }
+        (t @ Value::Array(_), Value::Array(p)) => {
+            let key = match path.last().map(String::as_str) {
+                Some("ownerReferences") => Some("uid"),
+                Some("conditions") => Some("type"),
+                _ => None,
+            };
+            match key {
+                Some(key) => {
+                    let mut merged: Vec<Value> = t.as_array().cloned().unwrap_or_default();
+                    for item in p {
+                        let id = item.get(key).cloned();
+                        match merged.iter_mut().find(|m| m.get(key).cloned() == id) {
+                            Some(m) => *m = item.clone(),
+                            None => merged.push(item.clone()),
+                        }
+                    }
+                    *t = Value::Array(merged);
+                }
+                None => *t = Value::Array(p.clone()),
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn leaf_paths(v: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<Vec<String>>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                prefix.push(k.clone());
+                leaf_paths(v, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {
+            out.insert(prefix.clone());
+        }
+    }
+}
+
+fn remove_path(v: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = v;
+    for p in parents {
+        match cur.get_mut(p) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Value::Object(m) = cur {
+        m.remove(last);
+    }
+}
+
+/// Everything except metadata and status: a change bumps the generation.
+fn spec_part(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeApi {
+    /// An empty API server.
+    pub fn new() -> Self {
+        Self::with_history(20_000)
+    }
+
+    /// An empty API server keeping `cap` watch events for replay (and at
+    /// most `cap` undelivered live events per watcher before it gets 410).
+    pub fn with_history(cap: usize) -> Self {
+        let (tx, _) = broadcast::channel(cap.max(16));
+        FakeApi {
+            state: Arc::new(Mutex::new(State {
+                rv: 1,
+                uids: 0,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                history_cap: cap,
+                applied: HashMap::new(),
+                faults: Vec::new(),
+                log: None,
+                requests: 0,
+            })),
+            tx,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// A kube client talking to this fake.
+    pub fn client(&self) -> kube::Client {
+        let fake = self.clone();
+        let svc = tower::service_fn(move |req: Request<kube::client::Body>| {
+            let fake = fake.clone();
+            async move { Ok::<_, Infallible>(fake.handle(req).await) }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    /// Fails the next `times` requests matching `method` and `path_contains` with `code`.
+    pub fn fail(&self, method: Option<Method>, path_contains: &str, code: u16, times: u32) {
+        self.lock().faults.push(Fault {
+            method,
+            path_contains: path_contains.to_string(),
+            code,
+            times,
+        });
+    }
+
+    /// Starts recording request lines (`METHOD path?query`).
+    pub fn record_requests(&self) {
+        self.lock().log = Some(Vec::new());
+    }
+
+    /// Recorded request lines.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().log.clone().unwrap_or_default()
+    }
+
+    /// Number of requests served.
+    pub fn request_count(&self) -> u64 {
+        self.lock().requests
+    }
+
+    /// The current object, parsed.
+    pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let st = self.lock();
+        st.objects
+            .get(&Key::new(plural, namespace, name))
+            .and_then(|o| serde_json::from_slice(&o.bytes).ok())
+    }
+
+    /// The current object's JSON bytes (for byte-identity checks).
+    pub fn get_bytes(&self, plural: &str, namespace: &str, name: &str) -> Option<Bytes> {
+        self.lock()
+            .objects
+            .get(&Key::new(plural, namespace, name))
+            .map(|o| o.bytes.clone())
+    }
+
+    /// Every object of a resource, parsed.
+    pub fn list(&self, plural: &str) -> Vec<Value> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.plural == plural)
+            .filter_map(|(_, o)| serde_json::from_slice(&o.bytes).ok())
+            .collect()
+    }
+
+    /// Every object of a resource as stored JSON bytes.
+    pub fn list_bytes(&self, plural: &str) -> Vec<Bytes> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.plural == plural)
+            .map(|(_, o)| o.bytes.clone())
+            .collect()
+    }
+
+    /// Number of objects of a resource.
+    pub fn count(&self, plural: &str) -> usize {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|k| k.plural == plural)
+            .count()
+    }
+
+    /// Creates or replaces an object as a user would (`kubectl apply` of the
+    /// whole object), emitting the watch event. Returns the stored object.
+    pub fn upsert(&self, plural: &str, namespace: &str, obj: Value) -> Value {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let key = Key::new(plural, namespace, &name);
+        let mut st = self.lock();
+        let existing = st
+            .objects
+            .get(&key)
+            .and_then(|o| serde_json::from_slice::<Value>(&o.bytes).ok());
+        match existing {
+            None => self.insert_new(&mut st, key, obj).unwrap_or(Value::Null),
+            Some(mut old) => {
+                let mut new = obj;
+                // Keep server-owned metadata, and status for CRDs.
+                for field in ["uid", "creationTimestamp", "generation"] {
+                    if let Some(v) = old.pointer(&format!("/metadata/{field}")).cloned() {
+                        new["metadata"][field] = v;
+                    }
+                }
+                if has_status_subresource(plural) {
+                    if let Some(s) = old.get("status").cloned() {
+                        new["status"] = s;
+                    }
+                }
+                std::mem::swap(&mut old, &mut new);
+                self.store_update(&mut st, &key, &new, old)
+            }
+        }
+    }
+
+    /// Deletes an object as a user would, cascading to owned objects.
+    pub fn remove(&self, plural: &str, namespace: &str, name: &str) -> bool {
+        let mut st = self.lock();
+        self.delete_key(&mut st, &Key::new(plural, namespace, name))
+            .is_some()
+    }
+
+    fn next_rv(st: &mut State) -> u64 {
+        st.rv += 1;
+        st.rv
+    }
+
+    fn emit(
+        &self,
+        st: &mut State,
+        kind: &'static str,
+        key: &Key,
+        labels: BTreeMap<String, String>,
+        bytes: Bytes,
+        rv: u64,
+    ) {
+        let evt = WatchEvt {
+            rv,
+            kind,
+            key: Arc::new(key.clone()),
+            labels: Arc::new(labels),
+            bytes,
+        };
+        st.history.push_back(evt.clone());
+        while st.history.len() > st.history_cap {
+            st.history.pop_front();
+        }
+        let _ = self.tx.send(evt);
+    }
+
+    fn insert_new(
+        &self,
+        st: &mut State,
+        key: Key,
+        mut obj: Value,
+    ) -> Result<Value, Response<FakeBody>> {
+        if st.objects.contains_key(&key) {
+            return Err(error(
+                409,
+                "AlreadyExists",
+                &format!("{} {:?} already exists", key.plural, key.name),
+            ));
+        }
+        let rv = Self::next_rv(st);
+        st.uids += 1;
+        let uid = format!("{:08x}-0000-4000-8000-{:012x}", st.uids, st.uids);
+        let meta = obj
+            .as_object_mut()
+            .map(|m| m.entry("metadata").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut);
+        let Some(meta) = meta else {
+            return Err(error(400, "BadRequest", "object is not a JSON object"));
+        };
+        meta.insert("name".into(), json!(key.name));
+        if !key.namespace.is_empty() {
+            meta.insert("namespace".into(), json!(key.namespace));
+        }
+        meta.insert("uid".into(), json!(uid));
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.insert("generation".into(), json!(1));
+        meta.remove("managedFields");
+        let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
+        let labels = labels_of(&obj);
+        st.objects.insert(
+            key.clone(),
+            Obj {
+                bytes: bytes.clone(),
+                labels: labels.clone(),
+                owners: owners_of(&obj),
+                uid,
+            },
+        );
+        self.emit(st, "ADDED", &key, labels, bytes, rv);
+        Ok(obj)
+    }
+
+    /// Stores `new` in place of `old` (both full objects); no-op writes keep
+    /// the resourceVersion and emit nothing.
+    fn store_update(&self, st: &mut State, key: &Key, old: &Value, mut new: Value) -> Value {
+        let mut old_cmp = old.clone();
+        let mut new_cmp = new.clone();
+        for v in [&mut old_cmp, &mut new_cmp] {
+            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+                m.remove("generation");
+            }
+        }
+        if old_cmp == new_cmp {
+            return old.clone();
+        }
+        let mut generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        if spec_part(old) != spec_part(&new) {
+            generation += 1;
+        }
+        let rv = Self::next_rv(st);
+        if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+            m.insert("generation".into(), json!(generation));
+            m.remove("managedFields");
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&new).unwrap_or_default());
+        let labels = labels_of(&new);
+        if let Some(o) = st.objects.get_mut(key) {
+            o.bytes = bytes.clone();
+            o.labels = labels.clone();
+            o.owners = owners_of(&new);
+        }
+        self.emit(st, "MODIFIED", key, labels, bytes, rv);
+        new
+    }
+
+    fn delete_key(&self, st: &mut State, key: &Key) -> Option<Value> {
+        let obj = st.objects.remove(key)?;
+        st.applied.retain(|(k, _, _), _| k != key);
+        let rv = Self::next_rv(st);
+        let mut v: Value = serde_json::from_slice(&obj.bytes).unwrap_or(Value::Null);
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        self.emit(st, "DELETED", key, obj.labels.clone(), bytes, rv);
+        // Garbage collection: delete what this object owned.
+        let owned: Vec<Key> = st
+            .objects
+            .iter()
+            .filter(|(_, o)| o.owners.contains(&obj.uid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in owned {
+            self.delete_key(st, &k);
+        }
+        Some(v)
+    }
+
+    /// Serves one request.
+    pub async fn handle(&self, req: Request<kube::client::Body>) -> Response<FakeBody> {
+        let (parts, body) = req.into_parts();
+        let body = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return error(400, "BadRequest", "unreadable body"),
+        };
+        let path = parts.uri.path().to_string();
+        let query = query_map(parts.uri.query());
+        let line = format!(
+            "{} {}{}",
+            parts.method,
+            path,
+            parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
+        );
+        let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+        {
+            let mut st = self.lock();
+            st.requests += 1;
+            if let Some(log) = st.log.as_mut() {
+                log.push(line.clone());
+            }
+            let hit = st.faults.iter_mut().find(|f| {
+                f.times > 0
+                    && f.method.as_ref().is_none_or(|m| *m == parts.method)
+                    && line.contains(&f.path_contains)
+            });
+            if let Some(f) = hit {
+                f.times -= 1;
+                let code = f.code;
+                st.faults.retain(|f| f.times > 0);
+                if watch && code == 410 {
+                    // As a real server does for a too-old resourceVersion: an ERROR event.
+                    let line = json!({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")});
+                    return full(StatusCode::OK, Bytes::from(line.to_string() + "\n"));
+                }
+                return error(code, reason_for(code), &format!("injected failure {code}"));
+            }
+        }
+        let Some(route) = parse_route(&path) else {
+            return error(404, "NotFound", "no such path");
+        };
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        match (parts.method.clone(), route.name.is_some()) {
+            (Method::GET, false) if watch => self.watch(&route, &query),
+            (Method::GET, false) => self.list_resp(&route, &query),
+            (Method::GET, true) => self.get_resp(&route),
+            (Method::POST, false) => self.create(&route, &body),
+            (Method::PUT, true) => self.replace(&route, &body),
+            (Method::PATCH, true) => self.patch(&route, &query, &content_type, &body),
+            (Method::DELETE, true) => self.delete(&route, &body),
+            _ => error(405, "MethodNotAllowed", "not supported by the fake"),
+        }
+    }
+
+    fn key_of(route: &Route) -> Key {
+        Key::new(
+            &route.plural,
+            route.namespace.as_deref().unwrap_or_default(),
+            route.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    fn get_resp(&self, route: &Route) -> Response<FakeBody> {
+        let st = self.lock();
+        match st.objects.get(&Self::key_of(route)) {
+            Some(o) => full(StatusCode::OK, o.bytes.clone()),
+            None => error(
+                404,
+                "NotFound",
+                &format!(
+                    "{} {:?} not found",
+                    route.plural,
+                    route.name.as_deref().unwrap_or_default()
+                ),
+            ),
+        }
+    }
+
+    fn matching<'a>(
+        st: &'a State,
+        route: &'a Route,
+        query: &'a HashMap<String, String>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Obj)> + 'a {
+        let labels = query.get("labelSelector").cloned().unwrap_or_default();
+        let fields = query.get("fieldSelector").cloned().unwrap_or_default();
+        st.objects.iter().filter(move |(k, o)| {
+            k.plural == route.plural
+                && route.namespace.as_ref().is_none_or(|ns| *ns == k.namespace)
+                && selector_matches(&labels, &o.labels)
+                && field_matches(&fields, k)
+        })
+    }
+
+    fn list_resp(&self, route: &Route, query: &HashMap<String, String>) -> Response<FakeBody> {
+        let st = self.lock();
+        let limit: usize = query
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
+        let skip: usize = query
+            .get("continue")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut body = Vec::with_capacity(4096);
+        body.extend_from_slice(b"{\"items\":[");
+        let mut n = 0usize;
+        let mut more = false;
+        for (i, (_, o)) in Self::matching(&st, route, query).enumerate().skip(skip) {
+            if n == limit {
+                more = true;
+                let _ = i;
+                break;
+            }
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&o.bytes);
+            n += 1;
+        }
+        let mut meta = json!({"resourceVersion": st.rv.to_string()});
+        if more {
+            meta["continue"] = json!((skip + n).to_string());
+        }
+        let tail = json!({
+            "apiVersion": route.group_version,
+            "kind": format!("{}List", kind_of(&route.plural)),
+            "metadata": meta,
+        });
+        body.extend_from_slice(b"],");
+        let tail = tail.to_string();
+        body.extend_from_slice(&tail.as_bytes()[1..]);
+        full(StatusCode::OK, Bytes::from(body))
+    }
+
+    fn watch(&self, route: &Route, query: &HashMap<String, String>) -> Response<FakeBody> {
+        let from: u64 = query
+            .get("resourceVersion")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        let labels = query.get("labelSelector").cloned().unwrap_or_default();
+        let fields = query.get("fieldSelector").cloned().unwrap_or_default();
+        let plural = route.plural.clone();
+        let namespace = route.namespace.clone();
+        let matches = move |e: &WatchEvt| {
+            e.key.plural == plural
+                && namespace.as_ref().is_none_or(|ns| *ns == e.key.namespace)
+                && selector_matches(&labels, &e.labels)
+                && field_matches(&fields, &e.key)
+        };
+        let (backlog, rx) = {
+            let st = self.lock();
+            let oldest = st.history.front().map(|e| e.rv).unwrap_or(st.rv + 1);
+            if from != 0 && from + 1 < oldest && from < st.rv {
+                let line = json!({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")});
+                return full(StatusCode::OK, Bytes::from(line.to_string() + "\n"));
+            }
+            let backlog: Vec<WatchEvt> = st
+                .history
+                .iter()
+                .filter(|e| e.rv > from && matches(e))
+                .cloned()
+                .collect();
+            (backlog, self.tx.subscribe())
+        };
+        let frame = |e: &WatchEvt| -> Result<hyper::body::Frame<Bytes>, Infallible> {
+            let mut line = Vec::with_capacity(e.bytes.len() + 32);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(e.kind.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            line.extend_from_slice(&e.bytes);
+            line.extend_from_slice(b"}\n");
+            Ok(hyper::body::Frame::data(Bytes::from(line)))
+        };
+        let backlog_stream = futures::stream::iter(backlog.iter().map(frame).collect::<Vec<_>>());
+        let live = futures::stream::unfold((rx, false), move |(mut rx, done)| {
+            let matches = matches.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(e) if e.rv > from && matches(&e) => {
+                            return Some((frame(&e), (rx, false)));
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            let line = json!({"type": "ERROR", "object": status_body(410, "Expired", "watcher fell behind")});
+                            return Some((
+                                Ok(hyper::body::Frame::data(Bytes::from(
+                                    line.to_string() + "\n",
+                                ))),
+                                (rx, true),
+                            ));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        use futures::StreamExt;
+        let stream = backlog_stream.chain(live);
+        let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    fn create(&self, route: &Route, body: &Bytes) -> Response<FakeBody> {
+        let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+            return error(400, "BadRequest", "body is not JSON");
+        };
+        let mut name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut st = self.lock();
+        if name.is_empty() {
+            let Some(prefix) = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+            else {
+                return error(422, "Invalid", "metadata.name is required");
+            };
+            name = format!("{prefix}{:05x}", st.rv);
+        }
+        if obj.get("apiVersion").is_none() {
+            obj["apiVersion"] = json!(route.group_version);
+        }
+        if obj.get("kind").is_none() {
+            obj["kind"] = json!(kind_of(&route.plural));
+        }
+        let key = Key::new(
+            &route.plural,
+            route.namespace.as_deref().unwrap_or_default(),
+            &name,
+        );
+        match self.insert_new(&mut st, key, obj) {
+            Ok(v) => full(StatusCode::CREATED, Bytes::from(v.to_string())),
+            Err(r) => r,
+        }
+    }
+
+    fn replace(&self, route: &Route, body: &Bytes) -> Response<FakeBody> {
+        let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+            return error(400, "BadRequest", "body is not JSON");
+        };
+        let key = Self::key_of(route);
+        let mut st = self.lock();
+        let Some(existing) = st.objects.get(&key) else {
+            return error(404, "NotFound", "not found");
+        };
+        let old: Value = serde_json::from_slice(&existing.bytes).unwrap_or(Value::Null);
+        let old_rv = old.pointer("/metadata/resourceVersion").cloned();
+        if let Some(rv) = obj.pointer("/metadata/resourceVersion") {
+            if Some(rv) != old_rv.as_ref() {
+                return error(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again");
+            }
+        }
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "name",
+            "namespace",
+        ] {
+            if let Some(v) = old.pointer(&format!("/metadata/{field}")).cloned() {
+                obj["metadata"][field] = v;
+            }
+        }
+        if route.sub.as_deref() == Some("status") {
+            let mut new = old.clone();
+            new["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+            obj = new;
+        } else if has_status_subresource(&route.plural) {
+            match old.get("status") {
+                Some(s) => obj["status"] = s.clone(),
+                None => {
+                    if let Some(m) = obj.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        let v = self.store_update(&mut st, &key, &old, obj);
+        full(StatusCode::OK, Bytes::from(v.to_string()))
+    }
+
+    fn patch(
+        &self,
+        route: &Route,
+        query: &HashMap<String, String>,
+        content_type: &str,
+        body: &Bytes,
+    ) -> Response<FakeBody> {
+        let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+            return error(400, "BadRequest", "body is not JSON");
+        };
+        let key = Self::key_of(route);
+        let status_sub = route.sub.as_deref() == Some("status");
+        let mut st = self.lock();
+        let existing: Option<Value> = st
+            .objects
+            .get(&key)
+            .and_then(|o| serde_json::from_slice(&o.bytes).ok());
+        let is_apply = content_type.starts_with("application/apply-patch");
+        if !is_apply && !content_type.contains("merge-patch") {
+            return error(
+                415,
+                "UnsupportedMediaType",
+                "the fake supports apply and merge patches",
+            );
+        }
+        if is_apply && query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+            return error(
+                400,
+                "BadRequest",
+                "fieldManager is required for apply patch",
+            );
+        }
+        // The part of the patch that applies to this endpoint.
+        let mut patch = patch;
+        if has_status_subresource(&route.plural) || status_sub {
+            if let Some(m) = patch.as_object_mut() {
+                if status_sub {
+                    let status = m.remove("status");
+                    m.retain(|k, _| k == "apiVersion" || k == "kind" || k == "metadata");
+                    if let Some(s) = status {
+                        m.insert("status".into(), s);
+                    }
+                } else {
+                    m.remove("status");
+                }
+            }
+        }
+        let Some(old) = existing else {
+            if !is_apply || status_sub {
+                return error(
+                    404,
+                    "NotFound",
+                    &format!("{} {:?} not found", route.plural, key.name),
+                );
+            }
+            if let Some(manager) = query.get("fieldManager") {
+                let mut paths = BTreeSet::new();
+                leaf_paths(&patch, &mut Vec::new(), &mut paths);
+                st.applied
+                    .insert((key.clone(), manager.clone(), status_sub), paths);
+            }
+            return match self.insert_new(&mut st, key, patch) {
+                Ok(v) => full(StatusCode::CREATED, Bytes::from(v.to_string())),
+                Err(r) => r,
+            };
+        };
+        let mut new = old.clone();
+        if is_apply {
+            let manager = query.get("fieldManager").cloned().unwrap_or_default();
+            let mut paths = BTreeSet::new();
+            leaf_paths(&patch, &mut Vec::new(), &mut paths);
+            let previous = st
+                .applied
+                .insert((key.clone(), manager, status_sub), paths.clone());
+            apply_merge(&mut new, &patch, &mut Vec::new());
+            for gone in previous.unwrap_or_default().difference(&paths) {
+                if gone.first().map(String::as_str) == Some("apiVersion")
+                    || gone.first().map(String::as_str) == Some("kind")
+                {
+                    continue;
+                }
+                remove_path(&mut new, gone);
+            }
+        } else {
+            merge_patch(&mut new, &patch);
+        }
+        let v = self.store_update(&mut st, &key, &old, new);
+        full(StatusCode::OK, Bytes::from(v.to_string()))
+    }
+
+    fn delete(&self, route: &Route, body: &Bytes) -> Response<FakeBody> {
+        let key = Self::key_of(route);
+        let mut st = self.lock();
+        let Some(existing) = st.objects.get(&key) else {
+            return error(404, "NotFound", "not found");
+        };
+        if let Ok(opts) = serde_json::from_slice::<Value>(body) {
+            if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+                if uid != existing.uid {
+                    return error(
+                        409,
+                        "Conflict",
+                        "Precondition failed: UID in precondition does not match",
+                    );
+                }
+            }
+        }
+        match self.delete_key(&mut st, &key) {
+            Some(v) => full(StatusCode::OK, Bytes::from(v.to_string())),
+            None => error(404, "NotFound", "not found"),
+        }
+    }
+}

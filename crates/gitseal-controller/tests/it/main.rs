@@ -1,0 +1,8 @@
+//! Integration tests of gitseal-controller: one test binary.
+
+mod cluster;
+mod common;
+mod e2e;
+mod fake_api;
+mod misc;
+mod scenarios;

@@ -1,0 +1,356 @@
+//! Scripted request/response scenarios (tower-test) for one reconcile: the
+//! exact requests the controller makes, and how it handles API errors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gitseal_controller::hash::DataHasher;
+use gitseal_controller::keys::{KeySet, KeyStore, SealingKey};
+use gitseal_controller::metrics::Metrics;
+use gitseal_controller::reconcile::{self, Context};
+use gitseal_controller::sources::NoVault;
+use gitseal_controller::Error;
+use gitseal_crypto::Identity;
+use gitseal_manifest::SealedSecret;
+use http::{Request, Response};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+struct Setup {
+    ctx: Arc<Context>,
+    handle: Handle,
+    identity: Identity,
+}
+
+fn setup() -> Setup {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let identity = Identity::generate();
+    let store = Arc::new(KeyStore::new());
+    store.replace(KeySet::new(vec![SealingKey {
+        identity: identity.clone(),
+        created: k8s_openapi::jiff::Timestamp::now(),
+        secret_name: "k".into(),
+    }]));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        store,
+        Arc::new(DataHasher::new(&[7u8; 32]).unwrap_or_else(|e| panic!("{e}"))),
+        Arc::new(NoVault),
+        Recorder::new(
+            client,
+            Reporter {
+                controller: "gitseal-controller".into(),
+                instance: None,
+            },
+        ),
+        Arc::new(Metrics::new()),
+        fast_timing(),
+    ));
+    Setup {
+        ctx,
+        handle,
+        identity,
+    }
+}
+
+fn object(identity: &Identity) -> SealedSecret {
+    let mut v = sealed_secret(
+        "app",
+        "db",
+        &[("password", b"hunter2")],
+        &[identity.recipient().clone()],
+    );
+    v["metadata"]["uid"] = json!("uid-1");
+    v["metadata"]["generation"] = json!(3);
+    v["spec"]["template"] = json!({"type": "Opaque", "metadata": {"labels": {"team": "a"}}});
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn respond(send: tower_test::mock::SendResponse<Response<Body>>, code: u16, body: Value) {
+    let resp = Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string().into_bytes()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    send.send_response(resp);
+}
+
+fn ss_reply(body: &Value) -> Value {
+    let mut v = body.clone();
+    v["metadata"] = json!({"name": "db", "namespace": "app", "uid": "uid-1"});
+    v["spec"] = json!({});
+    v
+}
+
+fn status(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": format!("{reason} by test"), "reason": reason, "code": code})
+}
+
+async fn next(
+    handle: &mut Handle,
+) -> (
+    http::request::Parts,
+    Value,
+    tower_test::mock::SendResponse<Response<Body>>,
+) {
+    use http_body_util::BodyExt;
+    let (req, send) = handle
+        .next_request()
+        .await
+        .unwrap_or_else(|| panic!("no request"));
+    let (parts, body) = req.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    (parts, v, send)
+}
+
+fn expected_secret_patch() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "db",
+            "namespace": "app",
+            "labels": {"app.kubernetes.io/managed-by": "gitseal-controller", "team": "a"},
+            "ownerReferences": [{
+                "apiVersion": "gitseal.dev/v1alpha1",
+                "kind": "SealedSecret",
+                "name": "db",
+                "uid": "uid-1",
+                "controller": true,
+            }],
+        },
+        "data": {"password": "aHVudGVyMg=="},
+        "type": "Opaque",
+    })
+}
+
+#[tokio::test]
+async fn success_makes_exact_requests() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup();
+    let obj = Arc::new(object(&identity));
+    let key_id = identity.key_id().to_string();
+    let server = tokio::spawn(async move {
+        let (p, _, send) = next(&mut handle).await;
+        assert_eq!(p.method, "GET");
+        assert_eq!(p.uri.path(), "/api/v1/namespaces/app/secrets/db");
+        respond(send, 404, status(404, "NotFound"));
+
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "PATCH");
+        assert_eq!(p.uri.path(), "/api/v1/namespaces/app/secrets/db");
+        assert_eq!(
+            p.uri.query(),
+            Some("&force=true&fieldManager=gitseal-controller")
+        );
+        assert_eq!(p.headers["content-type"], "application/apply-patch+yaml");
+        assert_eq!(body, expected_secret_patch());
+        respond(send, 200, body);
+
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "PATCH");
+        assert_eq!(
+            p.uri.path(),
+            "/apis/gitseal.dev/v1alpha1/namespaces/app/sealedsecrets/db/status"
+        );
+        assert_eq!(p.headers["content-type"], "application/apply-patch+yaml");
+        assert_eq!(body["apiVersion"], "gitseal.dev/v1alpha1");
+        assert_eq!(body["kind"], "SealedSecret");
+        let st = &body["status"];
+        assert_eq!(st["observedGeneration"], 3);
+        assert_eq!(st["keyIds"], json!([key_id]));
+        assert!(st["dataHash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("hmac-sha256:")));
+        assert_eq!(st["conditions"][0]["type"], "Ready");
+        assert_eq!(st["conditions"][0]["status"], "True");
+        assert_eq!(st["conditions"][0]["reason"], "Synced");
+        assert_eq!(st["conditions"][0]["observedGeneration"], 3);
+        assert!(!body.to_string().contains("hunter2") && !body.to_string().contains("aHVudGVyMg"));
+        respond(send, 200, ss_reply(&body));
+
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "POST");
+        assert_eq!(p.uri.path(), "/apis/events.k8s.io/v1/namespaces/app/events");
+        assert_eq!(body["reason"], "Synced");
+        assert_eq!(body["type"], "Normal");
+        assert_eq!(body["regarding"]["name"], "db");
+        respond(send, 201, body);
+    });
+    let action = reconcile::reconcile(obj, ctx.clone()).await;
+    assert!(action.is_ok(), "{action:?}");
+    server.await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(ctx
+        .metrics
+        .render()
+        .contains("gitseal_reconciles_total{result=\"success\"} 1"));
+}
+
+#[tokio::test]
+async fn forbidden_apply_keeps_going_reports_and_fails() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup();
+    let obj = Arc::new(object(&identity));
+    let server = tokio::spawn(async move {
+        let (_, _, send) = next(&mut handle).await; // GET
+        respond(send, 404, status(404, "NotFound"));
+        let (p, _, send) = next(&mut handle).await;
+        assert_eq!(p.method, "PATCH");
+        respond(send, 403, status(403, "Forbidden"));
+        let (p, body, send) = next(&mut handle).await;
+        assert!(p.uri.path().ends_with("/status"));
+        assert_eq!(body["status"]["conditions"][0]["reason"], "ApplyFailed");
+        assert_eq!(body["status"]["conditions"][0]["status"], "False");
+        assert!(body["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("(403)"));
+        respond(send, 200, ss_reply(&body));
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "POST");
+        assert_eq!(body["type"], "Warning");
+        respond(send, 201, body);
+    });
+    let err = reconcile::reconcile(obj.clone(), ctx.clone()).await.err();
+    server.await.unwrap_or_else(|e| panic!("{e}"));
+    match err {
+        Some(Error::Kube(kube::Error::Api(s))) => assert_eq!(s.code, 403),
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    assert!(ctx
+        .metrics
+        .render()
+        .contains("gitseal_reconcile_failures_total{reason=\"KubernetesApi\"} 1"));
+    // Backoff doubles per failure and is capped.
+    let a1 = reconcile::error_policy(obj.clone(), &Error::NoKeys, ctx.clone());
+    assert_eq!(
+        a1,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(400))
+    );
+    let e = Error::NotOwned("x".into());
+    let a2 = reconcile::error_policy(obj.clone(), &e, ctx.clone());
+    let a3 = reconcile::error_policy(obj.clone(), &e, ctx.clone());
+    // The NoKeys retry counted as failure 1: these are failures 2 and 3.
+    assert_eq!(
+        a2,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(100))
+    );
+    assert_eq!(
+        a3,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(200))
+    );
+    for _ in 0..10 {
+        reconcile::error_policy(obj.clone(), &e, ctx.clone());
+    }
+    let capped = reconcile::error_policy(obj.clone(), &e, ctx.clone());
+    assert_eq!(
+        capped,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(400))
+    );
+}
+
+#[tokio::test]
+async fn conflict_on_status_is_an_error_and_get_errors_propagate() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup();
+    let obj = Arc::new(object(&identity));
+    let server = tokio::spawn(async move {
+        let (_, _, send) = next(&mut handle).await;
+        respond(send, 404, status(404, "NotFound"));
+        let (_, body, send) = next(&mut handle).await;
+        respond(send, 200, body);
+        let (p, _, send) = next(&mut handle).await;
+        assert!(p.uri.path().ends_with("/status"));
+        respond(send, 409, status(409, "Conflict"));
+        // Second reconcile: the GET itself fails with 410.
+        let (p, _, send) = next(&mut handle).await;
+        assert_eq!(p.method, "GET");
+        respond(send, 410, status(410, "Gone"));
+    });
+    match reconcile::reconcile(obj.clone(), ctx.clone()).await {
+        Err(Error::Kube(kube::Error::Api(s))) => assert_eq!(s.code, 409),
+        other => panic!("expected 409, got {other:?}"),
+    }
+    match reconcile::reconcile(obj, ctx).await {
+        Err(Error::Kube(kube::Error::Api(s))) => assert_eq!(s.code, 410),
+        other => panic!("expected 410, got {other:?}"),
+    }
+    server.await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn failing_item_touches_no_secret() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup();
+    let mut obj = object(&identity);
+    let stranger = Identity::generate();
+    obj.spec.encrypted_data.insert(
+        "other".into(),
+        seal_value(
+            b"x",
+            &[stranger.recipient().clone()],
+            gitseal_crypto::Scope::Strict,
+            "app",
+            "db",
+            "other",
+        ),
+    );
+    let server = tokio::spawn(async move {
+        // No GET/PATCH of the Secret: straight to the status.
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "PATCH");
+        assert!(
+            p.uri.path().ends_with("/sealedsecrets/db/status"),
+            "{}",
+            p.uri
+        );
+        let c = &body["status"]["conditions"][0];
+        assert_eq!(c["reason"], "UnknownKey");
+        assert!(c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("item \"other\""));
+        assert!(body["status"].get("dataHash").is_none());
+        respond(send, 200, ss_reply(&body));
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "POST");
+        assert_eq!(body["reason"], "UnknownKey");
+        respond(send, 201, body);
+    });
+    match reconcile::reconcile(Arc::new(obj), ctx).await {
+        Err(Error::Items { reason, message }) => {
+            assert_eq!(reason, gitseal_controller::Reason::UnknownKey);
+            assert!(message.contains(&stranger.key_id().to_string()));
+        }
+        other => panic!("expected UnknownKey, got {other:?}"),
+    }
+    server.await.unwrap_or_else(|e| panic!("{e}"));
+    let _ = BTreeMap::<String, String>::new();
+}

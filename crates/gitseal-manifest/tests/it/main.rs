@@ -1,0 +1,8 @@
+//! Integration tests of gitseal-manifest: sealing and opening manifests,
+//! merging into a SealedSecret file, and every bad-input path.
+
+mod errors;
+mod merge;
+mod props;
+mod roundtrip;
+mod support;

@@ -1,0 +1,249 @@
+//! `--merge-into`: only the given items change; everything else stays byte
+//! for byte.
+
+use gitseal_crypto::Scope;
+use gitseal_manifest::input;
+use gitseal_manifest::merge::{merge_into, MergeOptions};
+
+use crate::support::*;
+
+fn target(key: &Key) -> String {
+    let db = seal_strict(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\ntype: Opaque\nstringData: {a: one, c: three, e: five}\n",
+        key,
+    )
+    .expect("seals");
+    let api = seal_strict("apiVersion: v1\nkind: Secret\nmetadata: {name: api, namespace: prod}\nstringData: {t: tok}\n", key)
+        .expect("seals");
+    format!("# Sealed secrets of prod.\napiVersion: v1\nkind: ConfigMap\nmetadata:   {{name: cfg}}   # odd spacing\n---\n# the db\n{db}---\n{api}")
+}
+
+fn merge(
+    key: &Key,
+    file_text: &str,
+    secret: &str,
+    scope: Option<Scope>,
+) -> Result<gitseal_manifest::merge::Merged, gitseal_manifest::Error> {
+    let file = input::parse_file(file_text, "sealed.yaml")?;
+    let secrets = input::parse(secret, "new.yaml")?;
+    merge_into(
+        &file,
+        &secrets,
+        &MergeOptions {
+            recipients: &key.recipients,
+            scope,
+            namespace: None,
+        },
+    )
+}
+
+fn value_of(text: &str, doc: usize, item: &str) -> String {
+    let docs = input::parse(text, "t").expect("parse");
+    docs[doc].value["spec"]["encryptedData"][item]
+        .as_str()
+        .expect("item")
+        .to_string()
+}
+
+#[test]
+fn adds_and_replaces_only_the_given_items() {
+    let key = key();
+    let before = target(&key);
+    let merged = merge(
+        &key,
+        &before,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {c: THREE, d: four}\n",
+        None,
+    )
+    .expect("merges");
+    let after = &merged.text;
+    assert_eq!(
+        merged.changes,
+        [
+            "replaced item \"c\" in prod/db",
+            "added item \"d\" to prod/db"
+        ]
+    );
+
+    // Untouched ciphertexts are byte-identical; the changed one is new.
+    for item in ["a", "e"] {
+        assert_eq!(
+            value_of(&before, 1, item),
+            value_of(after, 1, item),
+            "item {item} unchanged"
+        );
+    }
+    assert_ne!(value_of(&before, 1, "c"), value_of(after, 1, "c"));
+    // Other documents are byte for byte the same, and so is the comment before the db document.
+    let cm_end = before.find("---\n# the db\n").expect("marker") + "---\n# the db\n".len();
+    assert_eq!(&after[..cm_end], &before[..cm_end]);
+    let api_start = before.rfind("---\n").expect("last marker");
+    let api_start_after = after.rfind("---\n").expect("last marker");
+    assert_eq!(&after[api_start_after..], &before[api_start..]);
+
+    // The diff is exactly the replaced line and the added one.
+    let old: Vec<&str> = before.lines().collect();
+    let new: Vec<&str> = after.lines().collect();
+    assert_eq!(new.len(), old.len() + 1);
+    let removed: Vec<&&str> = old.iter().filter(|l| !new.contains(l)).collect();
+    let added: Vec<&&str> = new.iter().filter(|l| !old.contains(l)).collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].trim_start().starts_with("c: gs1:"));
+    assert_eq!(added.len(), 2, "{added:?}");
+    // Sorted keys stay sorted: d goes between c and e.
+    let keys: Vec<String> = input::parse(after, "t").expect("parse")[1].value["spec"]
+        ["encryptedData"]
+        .as_mapping()
+        .expect("map")
+        .keys()
+        .map(|k| k.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(keys, ["a", "c", "d", "e"]);
+
+    let opened = open_text(
+        &after
+            .split("---\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("---\n"),
+        &key,
+        "m",
+    )
+    .expect("opens");
+    assert_eq!(data_item(&opened, 0, "a"), b"one");
+    assert_eq!(data_item(&opened, 0, "c"), b"THREE");
+    assert_eq!(data_item(&opened, 0, "d"), b"four");
+    assert!(opened.contains("type: Opaque"), "template kept: {opened}");
+}
+
+#[test]
+fn a_secret_without_name_goes_into_the_only_sealed_secret() {
+    let key = key();
+    let only = seal_strict("apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: one}\n", &key)
+        .expect("seals");
+    let merged = merge(
+        &key,
+        &only,
+        "apiVersion: v1\nkind: Secret\nstringData: {b: two}\n",
+        None,
+    )
+    .expect("merges");
+    let opened = open_text(&merged.text, &key, "m").expect("opens");
+    assert_eq!(data_item(&opened, 0, "b"), b"two");
+
+    let err = merge(
+        &key,
+        &target(&key),
+        "apiVersion: v1\nkind: Secret\nstringData: {b: two}\n",
+        None,
+    )
+    .expect_err("ambiguous");
+    assert!(
+        err.to_string()
+            .contains("matches several SealedSecrets in sealed.yaml (prod/db, prod/api)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn merge_errors() {
+    let key = key();
+    let t = target(&key);
+    let err = merge(
+        &key,
+        &t,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: nope}\nstringData: {b: two}\n",
+        None,
+    )
+    .expect_err("no such");
+    assert_eq!(
+        err.to_string(),
+        "new.yaml, document 1 (line 1): no SealedSecret nope in sealed.yaml (it has: prod/db, prod/api); \
+         check metadata.name and metadata.namespace"
+    );
+    let err = merge(&key, &t, "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: dev}\nstringData: {b: two}\n", None)
+        .expect_err("other ns");
+    assert!(err.to_string().contains("no SealedSecret dev/db"), "{err}");
+    let err = merge(
+        &key,
+        &t,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {b: two}\n",
+        Some(Scope::Cluster),
+    )
+    .expect_err("scope");
+    assert!(
+        err.to_string()
+            .contains("--scope cluster differs from the scope of prod/db (strict)"),
+        "{err}"
+    );
+    let err = merge(
+        &key,
+        &t,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: db}\n",
+        None,
+    )
+    .expect_err("kind");
+    assert!(
+        err.to_string()
+            .contains("is a ConfigMap, not a Secret; --merge-into takes Secrets"),
+        "{err}"
+    );
+    let err = merge(
+        &key,
+        "apiVersion: v1\nkind: ConfigMap\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n",
+        None,
+    )
+    .expect_err("no target");
+    assert!(
+        err.to_string()
+            .contains("sealed.yaml, document 1: holds no SealedSecret to merge into"),
+        "{err}"
+    );
+    let err = merge(
+        &key,
+        &t,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata: {b: \"not base64!\"}\n",
+        None,
+    )
+    .expect_err("bad input");
+    assert!(
+        err.to_string()
+            .contains("item \"b\": data value is not valid base64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_target_and_vault_item_replaced() {
+    let key = key();
+    let json = seal_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: one}\n",
+        &key,
+        Scope::Strict,
+        None,
+        gitseal_manifest::output::Format::Json,
+    )
+    .expect("seals");
+    let with_vault = json.replace(
+        "\"spec\": {",
+        "\"spec\": {\n    \"vaultData\": {\"b\": {\"mount\": \"secret\", \"path\": \"prod/db\", \"field\": \"b\"}},",
+    );
+    let merged = merge(
+        &key,
+        &with_vault,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {b: two}\n",
+        None,
+    )
+    .expect("merges");
+    assert!(
+        merged.changes[0].contains("item \"b\" of prod/db was a Vault reference; now sealed"),
+        "{:?}",
+        merged.changes
+    );
+    let v: serde_json::Value = serde_json::from_str(&merged.text).expect("still JSON");
+    assert!(v["spec"].get("vaultData").is_none(), "{}", merged.text);
+    assert_eq!(value_of(&merged.text, 0, "a"), value_of(&json, 0, "a"));
+    let opened = open_text(&merged.text, &key, "m.json").expect("opens");
+    assert_eq!(data_item(&opened, 0, "b"), b"two");
+}

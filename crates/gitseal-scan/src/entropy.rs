@@ -1,0 +1,277 @@
+//! Telling a real secret value from a placeholder, a reference or an
+//! identifier. Every credential rule without a checksum leans on these
+//! checks to keep false positives down.
+
+/// Shannon entropy of the bytes of `s`, in bits per byte.
+pub fn shannon(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[b as usize] += 1;
+    }
+    let len = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Number of character classes (lower, upper, digit, other) present.
+pub fn char_classes(s: &[u8]) -> usize {
+    let mut lower = false;
+    let mut upper = false;
+    let mut digit = false;
+    let mut other = false;
+    for &b in s {
+        match b {
+            b'a'..=b'z' => lower = true,
+            b'A'..=b'Z' => upper = true,
+            b'0'..=b'9' => digit = true,
+            _ => other = true,
+        }
+    }
+    usize::from(lower) + usize::from(upper) + usize::from(digit) + usize::from(other)
+}
+
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "change_me",
+    "change-me",
+    "example",
+    "dummy",
+    "placeholder",
+    "your_",
+    "your-",
+    "yourpass",
+    "yourtoken",
+    "xxxx",
+    "****",
+    "....",
+    "redacted",
+    "replace",
+    "todo",
+    "fixme",
+    "sample",
+    "fake",
+    "mock",
+    "notasecret",
+    "not-a-secret",
+    "insert",
+    "secret_here",
+    "here",
+    "foobar",
+    "lorem",
+    "abcdef",
+    "123456",
+    "qwerty",
+    "password",
+    "passwd",
+    "undefined",
+    "test",
+];
+
+/// True for values that are obviously not real secrets: template
+/// expressions, environment references, angle-bracket placeholders,
+/// well-known filler words, repeated characters.
+pub fn is_placeholder(v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let first = v[0];
+    let last = v[v.len() - 1];
+    if matches!(
+        first,
+        b'$' | b'%' | b'<' | b'{' | b'[' | b'@' | b'#' | b'&' | b'*'
+    ) || matches!(last, b'>' | b'}' | b']' | b')')
+    {
+        return true;
+    }
+    if memchr::memmem::find(v, b"{{").is_some()
+        || memchr::memmem::find(v, b"${").is_some()
+        || memchr::memmem::find(v, b"$(").is_some()
+        || memchr::memmem::find(v, b"%(").is_some()
+        || memchr::memmem::find(v, b"#{").is_some()
+    {
+        return true;
+    }
+    let lower = v.to_ascii_lowercase();
+    if PLACEHOLDER_WORDS
+        .iter()
+        .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some())
+    {
+        return true;
+    }
+    // Few distinct characters: "aaaaaaaa", "abababab", "--------".
+    let mut seen = [false; 256];
+    let mut distinct = 0;
+    for &b in v {
+        if !seen[b as usize] {
+            seen[b as usize] = true;
+            distinct += 1;
+        }
+    }
+    distinct <= 3
+}
+
+/// True for values that name a secret instead of holding it: sealed
+/// values, Vault and secret-manager references, file paths, environment
+/// lookups, code expressions.
+pub fn is_reference(v: &[u8]) -> bool {
+    const PREFIXES: &[&[u8]] = &[
+        b"gs1:",
+        b"vault:",
+        b"ref+",
+        b"arn:",
+        b"projects/",
+        b"secretref:",
+        b"env:",
+        b"file:",
+        b"sm://",
+        b"awssm:",
+        b"gcpsm:",
+        b"azkv:",
+        b"op://",
+        b"keyvault:",
+        b"/",
+        b"./",
+        b"../",
+        b"~/",
+        b"http://",
+        b"https://",
+    ];
+    let lower = v.to_ascii_lowercase();
+    if PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    const INFIXES: &[&[u8]] = &[
+        b"process.env",
+        b"os.environ",
+        b"getenv",
+        b"secretkeyref",
+        b"valuefrom",
+        b".pem",
+        b".key",
+        b".crt",
+        b".json",
+        b".yaml",
+        b".yml",
+        b".txt",
+        b"()",
+    ];
+    INFIXES
+        .iter()
+        .any(|p| memchr::memmem::find(&lower, p).is_some())
+}
+
+/// True when the value looks like a program identifier or a word rather
+/// than random material: `my_token_name`, `secretName`, `db.password`.
+pub fn is_identifier_like(v: &[u8]) -> bool {
+    if v.iter()
+        .all(|b| b.is_ascii_lowercase() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return true;
+    }
+    if v.iter()
+        .all(|b| b.is_ascii_uppercase() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return true;
+    }
+    // lowerCamelCase / UpperCamelCase words without digits.
+    if v.iter().all(u8::is_ascii_alphabetic) {
+        let upper = v.iter().filter(|b| b.is_ascii_uppercase()).count();
+        return upper * 3 <= v.len();
+    }
+    // Words joined by separators: `kv1-value`, `admin-2024`, `Prod_DB.v2`.
+    let segments: Vec<&[u8]> = v
+        .split(|b| matches!(b, b'-' | b'_' | b'.' | b':'))
+        .filter(|s| !s.is_empty())
+        .collect();
+    segments.len() >= 2 && segments.iter().all(|s| is_word(s))
+}
+
+/// `word`, `Word`, `WORD`, optionally followed by digits, or digits alone.
+fn is_word(s: &[u8]) -> bool {
+    let letters = s.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    let (alpha, rest) = s.split_at(letters);
+    if !rest.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    match alpha {
+        [] => true,
+        [first, tail @ ..] => {
+            tail.iter().all(u8::is_ascii_lowercase) && first.is_ascii_alphabetic()
+                || alpha.iter().all(u8::is_ascii_uppercase)
+        }
+    }
+}
+
+/// The decision for a value found under a secret-like key.
+pub fn looks_like_secret(v: &[u8]) -> bool {
+    if v.len() < 8 || v.len() > 512 {
+        return false;
+    }
+    if v.iter().any(|b| b.is_ascii_whitespace() || *b < 0x20) {
+        return false;
+    }
+    if is_placeholder(v) || is_reference(v) || is_identifier_like(v) {
+        return false;
+    }
+    if v.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let h = shannon(v);
+    let classes = char_classes(v);
+    if v.len() >= 20 {
+        h >= 3.5 && classes >= 2
+    } else {
+        h >= 2.8 && classes >= 3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_orders_random_above_words() {
+        assert!(shannon(b"aaaaaaaa") < 0.01);
+        assert!(shannon(b"k8Jq2LmZ9xPw4RtY") > 3.5);
+    }
+
+    #[test]
+    fn placeholders() {
+        for v in [
+            "changeme",
+            "${DB_PASSWORD}",
+            "<your-token>",
+            "{{ .Values.password }}",
+            "$(cat /run/secret)",
+            "xxxxxxxxxxxx",
+            "example-token-123",
+        ] {
+            assert!(is_placeholder(v.as_bytes()), "{v}");
+        }
+        assert!(!is_placeholder(b"k8Jq2LmZ9xPw4RtY"));
+    }
+
+    #[test]
+    fn secret_decision() {
+        assert!(looks_like_secret(b"k8Jq2LmZ9xPw4RtY"));
+        assert!(looks_like_secret(b"Tr0ub4dor&3x!"));
+        assert!(!looks_like_secret(b"short1A"));
+        assert!(!looks_like_secret(b"mySecretName"));
+        assert!(!looks_like_secret(b"gs1:AAAAbbbbCCCCdddd1234"));
+        assert!(!looks_like_secret(b"/etc/secrets/token"));
+        assert!(!looks_like_secret(b"12345678901234"));
+        assert!(!looks_like_secret(b"kv1-value"));
+        assert!(!looks_like_secret(b"admin-2024"));
+        assert!(looks_like_secret(b"Sup3rS3cret!x"));
+        assert!(looks_like_secret(b"aZ3_kQ9x-Lm2P"));
+    }
+}

@@ -1,0 +1,184 @@
+//! Reports: text for people, JSON for scripts, SARIF 2.1.0 for code
+//! scanning. Every format shows only the redacted preview of a secret and
+//! escapes control characters in anything taken from scanned files.
+
+use crate::finding::{escape_control, Rule};
+use crate::{Error, ScanOutput};
+use serde_json::{json, Value};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// `path:line:column: rule: message [preview]`, one finding a line.
+    Text,
+    /// `{"findings": [...], "summary": {...}}`.
+    Json,
+    /// SARIF 2.1.0.
+    Sarif,
+}
+
+/// Renders `out` in `format`.
+pub fn render(out: &ScanOutput, format: Format) -> Result<String, Error> {
+    match format {
+        Format::Text => Ok(text(out)),
+        Format::Json => json_report(out),
+        Format::Sarif => sarif(out),
+    }
+}
+
+/// The text report: one line per finding.
+pub fn text(out: &ScanOutput) -> String {
+    let mut s = String::new();
+    for f in &out.findings {
+        s.push_str(&format!(
+            "{}:{}:{}: {}: {} [{}]",
+            escape_control(&f.path),
+            f.line,
+            f.column,
+            f.rule.id(),
+            escape_control(&f.message),
+            f.redacted
+        ));
+        if let Some(c) = &f.commit {
+            s.push_str(&format!(" (commit {})", &c[..c.len().min(12)]));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A one-line summary for stderr.
+pub fn summary_line(out: &ScanOutput, seconds: f64) -> String {
+    let files: std::collections::BTreeSet<&str> =
+        out.findings.iter().map(|f| f.path.as_str()).collect();
+    let mb = out.summary.bytes_scanned as f64 / (1024.0 * 1024.0);
+    let mut s = format!(
+        "gitseal verify: {} finding{} in {} file{}; scanned {} files ({:.1} MiB) in {:.2}s",
+        out.findings.len(),
+        if out.findings.len() == 1 { "" } else { "s" },
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        out.summary.files_scanned,
+        mb,
+        seconds
+    );
+    if out.summary.allowed_inline + out.summary.allowed_baseline > 0 {
+        s.push_str(&format!(
+            "; allowed: {} inline, {} by baseline",
+            out.summary.allowed_inline, out.summary.allowed_baseline
+        ));
+    }
+    s
+}
+
+/// The JSON report.
+pub fn json_report(out: &ScanOutput) -> Result<String, Error> {
+    let v = json!({
+        "version": 1,
+        "findings": out.findings,
+        "summary": {
+            "findings": out.findings.len(),
+            "files_scanned": out.summary.files_scanned,
+            "bytes_scanned": out.summary.bytes_scanned,
+            "files_skipped": out.summary.files_skipped,
+            "allowed_inline": out.summary.allowed_inline,
+            "allowed_baseline": out.summary.allowed_baseline,
+        }
+    });
+    serde_json::to_string_pretty(&v)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| Error::Report(e.to_string()))
+}
+
+/// Percent-encodes a relative path for a SARIF `uri`.
+fn uri_encode(path: &str) -> String {
+    let mut s = String::new();
+    for &b in path.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+fn severity(rule: Rule) -> &'static str {
+    match rule {
+        Rule::GenericSecret
+        | Rule::Jwt
+        | Rule::SealedBindingMismatch
+        | Rule::SealedValueInvalid => "7.0",
+        _ => "9.0",
+    }
+}
+
+/// The SARIF 2.1.0 report.
+pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
+    let rules: Vec<Value> = Rule::ALL
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id(),
+                "name": r.id(),
+                "shortDescription": {"text": r.description()},
+                "fullDescription": {"text": r.description()},
+                "help": {"text": r.help(), "markdown": r.help()},
+                "defaultConfiguration": {"level": "error"},
+                "properties": {"tags": ["security", "secret"], "precision": "high", "security-severity": severity(*r)}
+            })
+        })
+        .collect();
+    let results: Vec<Value> = out
+        .findings
+        .iter()
+        .map(|f| {
+            let index = Rule::ALL.iter().position(|r| *r == f.rule).unwrap_or(0);
+            let mut msg = format!("{} [{}]", escape_control(&f.message), f.redacted);
+            if let Some(c) = &f.commit {
+                msg.push_str(&format!(" (commit {c})"));
+            }
+            let mut result = json!({
+                "ruleId": f.rule.id(),
+                "ruleIndex": index,
+                "level": "error",
+                "message": {"text": msg},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri_encode(&f.path), "uriBaseId": "%SRCROOT%"},
+                        "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)}
+                    }
+                }],
+                "partialFingerprints": {"gitseal/v1": f.fingerprint}
+            });
+            if let Some(c) = &f.commit {
+                result["properties"] = json!({"commit": c});
+            }
+            result
+        })
+        .collect();
+    let v = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "gitseal",
+                "informationUri": "https://github.com/gitseal/gitseal",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules
+            }},
+            "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "The directory the scan ran from."}}},
+            "results": results
+        }]
+    });
+    serde_json::to_string_pretty(&v)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| Error::Report(e.to_string()))
+}

@@ -1,0 +1,982 @@
+//! Credential detection by pattern. One Aho-Corasick automaton over cheap
+//! literals (token prefixes and secret-like key words) finds candidate
+//! positions; each candidate runs a small, local check (an anchored regex,
+//! a checksum, a decode) on the bytes around it. Nothing runs a regex over
+//! a whole file.
+
+use crate::entropy;
+use crate::finding::Rule;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine as _;
+use regex::bytes::Regex;
+
+/// A candidate secret: which rule, the byte span of the secret in the blob
+/// and a message.
+#[derive(Clone)]
+pub(crate) struct Hit {
+    pub rule: Rule,
+    pub start: usize,
+    /// Span used for overlap resolution (may be wider than the secret).
+    pub span: (usize, usize),
+    pub message: String,
+    /// The secret bytes used for the fingerprint (never printed whole).
+    pub secret: Vec<u8>,
+}
+
+impl Hit {
+    fn new(rule: Rule, start: usize, end: usize, data: &[u8], message: String) -> Hit {
+        Hit {
+            rule,
+            start,
+            span: (start, end),
+            message,
+            secret: data[start..end].to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Det {
+    AwsId,
+    Gcp,
+    Azure,
+    Github,
+    GithubFine,
+    Gitlab,
+    Slack,
+    SlackWebhook,
+    Stripe,
+    Sendgrid,
+    OpenaiMarker,
+    OpenaiPrefix,
+    Npm,
+    Pem,
+    Jwt,
+    Url,
+}
+
+/// Case-sensitive literals: token prefixes and markers.
+const LITERALS: &[(&str, Det)] = &[
+    ("AKIA", Det::AwsId),
+    ("ASIA", Det::AwsId),
+    ("ABIA", Det::AwsId),
+    ("ACCA", Det::AwsId),
+    ("service_account", Det::Gcp),
+    ("AccountKey=", Det::Azure),
+    ("ghp_", Det::Github),
+    ("gho_", Det::Github),
+    ("ghu_", Det::Github),
+    ("ghs_", Det::Github),
+    ("ghr_", Det::Github),
+    ("github_pat_", Det::GithubFine),
+    ("glpat-", Det::Gitlab),
+    ("gldt-", Det::Gitlab),
+    ("glrt-", Det::Gitlab),
+    ("xox", Det::Slack),
+    ("hooks.slack.com/", Det::SlackWebhook),
+    ("sk_live_", Det::Stripe),
+    ("rk_live_", Det::Stripe),
+    ("SG.", Det::Sendgrid),
+    ("T3BlbkFJ", Det::OpenaiMarker),
+    ("sk-proj-", Det::OpenaiPrefix),
+    ("sk-svcacct-", Det::OpenaiPrefix),
+    ("sk-admin-", Det::OpenaiPrefix),
+    ("npm_", Det::Npm),
+    ("-----BEGIN ", Det::Pem),
+    ("eyJ", Det::Jwt),
+    ("://", Det::Url),
+];
+
+/// Secret-like key words, in the spellings identifiers use (lower, UPPER,
+/// Capitalised, camelCase). Searched case-sensitively: a small set of exact
+/// literals keeps the SIMD prefilter on, which a case-insensitive automaton
+/// loses.
+const KEY_WORDS: &[&str] = &[
+    "pass",
+    "Pass",
+    "PASS",
+    "pwd",
+    "Pwd",
+    "PWD",
+    "secret",
+    "Secret",
+    "SECRET",
+    "token",
+    "Token",
+    "TOKEN",
+    "credential",
+    "Credential",
+    "CREDENTIAL",
+    "apikey",
+    "apiKey",
+    "ApiKey",
+    "APIKEY",
+    "api_key",
+    "API_KEY",
+    "api-key",
+    "API-KEY",
+    "accesskey",
+    "accessKey",
+    "AccessKey",
+    "ACCESSKEY",
+    "access_key",
+    "ACCESS_KEY",
+    "privatekey",
+    "privateKey",
+    "PrivateKey",
+    "PRIVATEKEY",
+    "private_key",
+    "PRIVATE_KEY",
+];
+
+/// The compiled pattern rules.
+pub(crate) struct Patterns {
+    ac: AhoCorasick,
+    keys: AhoCorasick,
+    aws_id: Regex,
+    github: Regex,
+    github_fine: Regex,
+    gitlab: Regex,
+    slack: Regex,
+    slack_webhook: Regex,
+    stripe: Regex,
+    sendgrid: Regex,
+    openai_prefix: Regex,
+    openai_marker: Regex,
+    npm: Regex,
+    jwt: Regex,
+    azure: Regex,
+}
+
+fn re(s: &str) -> Regex {
+    // The patterns are constants checked by the unit tests; a failure here
+    // is a programming error caught before release.
+    #[allow(clippy::expect_used)]
+    Regex::new(s).expect("built-in pattern compiles")
+}
+
+impl Patterns {
+    pub(crate) fn new() -> Patterns {
+        #[allow(clippy::expect_used)]
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(LITERALS.iter().map(|(l, _)| l))
+            .expect("built-in literals compile");
+        #[allow(clippy::expect_used)]
+        let keys = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(KEY_WORDS)
+            .expect("built-in key words compile");
+        Patterns {
+            ac,
+            keys,
+            aws_id: re(r"^(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}"),
+            github: re(r"^gh[pousr]_[A-Za-z0-9]{36}"),
+            github_fine: re(r"^github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}"),
+            gitlab: re(r"^gl(?:pat|dt|rt)-[A-Za-z0-9_\-]{20,300}(?:\.[0-9a-z]{2}[0-9a-z]{7})?"),
+            slack: re(r"^xox[abprse]-(?:[0-9]{6,}-)+[A-Za-z0-9\-]{10,}"),
+            slack_webhook: re(
+                r"^hooks\.slack\.com/(?:services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}|workflows/T[A-Z0-9]{6,}/A[A-Z0-9]{6,}/[0-9]{10,}/[A-Za-z0-9]{20,})",
+            ),
+            stripe: re(r"^[rs]k_live_[A-Za-z0-9]{20,247}"),
+            sendgrid: re(r"^SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),
+            openai_prefix: re(r"^sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,250}"),
+            openai_marker: re(
+                r"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_\-]{16,200}T3BlbkFJ[A-Za-z0-9_\-]{16,200}",
+            ),
+            npm: re(r"^npm_[A-Za-z0-9]{36}"),
+            jwt: re(r"^eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"),
+            azure: re(r"^AccountKey=([A-Za-z0-9+/]{86}==)"),
+        }
+    }
+
+    /// Runs every pattern rule over one blob.
+    pub(crate) fn scan(&self, data: &[u8], out: &mut Vec<Hit>) {
+        let mut last_marker_line = usize::MAX;
+        let mut gcp_done = false;
+        for m in self.ac.find_iter(data) {
+            let pos = m.start();
+            let det = LITERALS[m.pattern().as_usize()].1;
+            match det {
+                Det::AwsId => self.aws_id(data, pos, out),
+                Det::Gcp => {
+                    if !gcp_done {
+                        gcp_done = true;
+                        gcp(data, out);
+                    }
+                }
+                Det::Azure => self.azure(data, pos, out),
+                Det::Github => self.checksummed(data, pos, &self.github, 4, Rule::GithubToken, out),
+                Det::Npm => self.checksummed(data, pos, &self.npm, 4, Rule::NpmToken, out),
+                Det::GithubFine => self.anchored(
+                    data,
+                    pos,
+                    &self.github_fine,
+                    Rule::GithubFineGrainedToken,
+                    true,
+                    out,
+                ),
+                Det::Gitlab => self.anchored(data, pos, &self.gitlab, Rule::GitlabToken, true, out),
+                Det::Slack => self.anchored(data, pos, &self.slack, Rule::SlackToken, true, out),
+                Det::SlackWebhook => self.anchored(
+                    data,
+                    pos,
+                    &self.slack_webhook,
+                    Rule::SlackWebhook,
+                    false,
+                    out,
+                ),
+                Det::Stripe => {
+                    self.anchored(data, pos, &self.stripe, Rule::StripeSecretKey, true, out)
+                }
+                Det::Sendgrid => {
+                    self.anchored(data, pos, &self.sendgrid, Rule::SendgridApiKey, false, out)
+                }
+                Det::OpenaiPrefix => self.anchored(
+                    data,
+                    pos,
+                    &self.openai_prefix,
+                    Rule::OpenaiApiKey,
+                    true,
+                    out,
+                ),
+                Det::OpenaiMarker => {
+                    let (ls, le) = line_bounds(data, pos);
+                    if ls != last_marker_line {
+                        last_marker_line = ls;
+                        for mm in self.openai_marker.find_iter(&data[ls..le]) {
+                            let (s, e) = (ls + mm.start(), ls + mm.end());
+                            if boundary_before(data, s) && boundary_after(data, e) {
+                                out.push(Hit::new(
+                                    Rule::OpenaiApiKey,
+                                    s,
+                                    e,
+                                    data,
+                                    "OpenAI API key".into(),
+                                ));
+                            }
+                        }
+                    }
+                }
+                Det::Pem => pem(data, pos, out),
+                Det::Jwt => self.jwt(data, pos, out),
+                Det::Url => url_password(data, pos, out),
+            }
+        }
+        // Secret-like keys: one identifier is looked at once even when it
+        // holds several key words (`CLIENT_SECRET_TOKEN`).
+        let mut done_until = 0usize;
+        for m in self.keys.find_iter(data) {
+            if m.start() < done_until {
+                continue;
+            }
+            done_until = key_value(data, m.start(), m.end(), out);
+        }
+    }
+
+    fn anchored(
+        &self,
+        data: &[u8],
+        pos: usize,
+        re: &Regex,
+        rule: Rule,
+        need_entropy: bool,
+        out: &mut Vec<Hit>,
+    ) {
+        if !boundary_before(data, pos) {
+            return;
+        }
+        let window = &data[pos..data.len().min(pos + 512)];
+        let Some(m) = re.find(window) else { return };
+        let end = pos + m.end();
+        if !boundary_after(data, end) {
+            return;
+        }
+        let tok = &data[pos..end];
+        if need_entropy {
+            // The random part after the prefix must look random.
+            let tail = tok
+                .iter()
+                .position(|&b| b == b'_' || b == b'-')
+                .map_or(tok, |i| &tok[i + 1..]);
+            if entropy::is_placeholder(tail) || entropy::shannon(tail) < 3.0 {
+                return;
+            }
+        }
+        out.push(Hit::new(rule, pos, end, data, rule.description().into()));
+    }
+
+    fn checksummed(
+        &self,
+        data: &[u8],
+        pos: usize,
+        re: &Regex,
+        prefix_len: usize,
+        rule: Rule,
+        out: &mut Vec<Hit>,
+    ) {
+        if !boundary_before(data, pos) {
+            return;
+        }
+        let window = &data[pos..data.len().min(pos + 64)];
+        let Some(m) = re.find(window) else { return };
+        let end = pos + m.end();
+        if !boundary_after(data, end) {
+            return;
+        }
+        let body = &data[pos + prefix_len..end];
+        if !base62_crc_ok(body) {
+            return;
+        }
+        out.push(Hit::new(
+            rule,
+            pos,
+            end,
+            data,
+            format!("{} (checksum verified)", rule.description()),
+        ));
+    }
+
+    fn aws_id(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+        if !boundary_before(data, pos) {
+            return;
+        }
+        let window = &data[pos..data.len().min(pos + 20)];
+        let Some(m) = self.aws_id.find(window) else {
+            return;
+        };
+        let end = pos + m.end();
+        if !boundary_after(data, end) {
+            return;
+        }
+        let tok = &data[pos..end];
+        if memchr::memmem::find(tok, b"EXAMPLE").is_some() || entropy::shannon(&tok[4..]) < 3.0 {
+            return;
+        }
+        out.push(Hit::new(
+            Rule::AwsAccessKeyId,
+            pos,
+            end,
+            data,
+            "AWS access key id".into(),
+        ));
+    }
+
+    fn azure(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+        let window = &data[pos..data.len().min(pos + 120)];
+        let Some(c) = self.azure.captures(window) else {
+            return;
+        };
+        let Some(k) = c.get(1) else { return };
+        let (s, e) = (pos + k.start(), pos + k.end());
+        if entropy::shannon(&data[s..e]) < 4.0 {
+            return;
+        }
+        out.push(Hit::new(
+            Rule::AzureStorageKey,
+            s,
+            e,
+            data,
+            "Azure storage account key in a connection string".into(),
+        ));
+    }
+
+    fn jwt(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+        if !boundary_before(data, pos) {
+            return;
+        }
+        let window = &data[pos..data.len().min(pos + 8192)];
+        let Some(m) = self.jwt.find(window) else {
+            return;
+        };
+        let end = pos + m.end();
+        let tok = &data[pos..end];
+        let mut parts = tok.split(|&b| b == b'.');
+        let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
+            return;
+        };
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (Ok(h), Ok(p)) = (engine.decode(h), engine.decode(p)) else {
+            return;
+        };
+        let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(&h) else {
+            return;
+        };
+        let Ok(serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(&p)
+        else {
+            return;
+        };
+        let Some(alg) = header.get("alg").and_then(|a| a.as_str()) else {
+            return;
+        };
+        if alg.eq_ignore_ascii_case("none") {
+            return;
+        }
+        out.push(Hit::new(
+            Rule::Jwt,
+            pos,
+            end,
+            data,
+            format!(
+                "JSON Web Token (alg {})",
+                crate::finding::escape_control(alg)
+            ),
+        ));
+    }
+}
+
+/// GitHub/npm token checksum: the last 6 characters are the base62 CRC32
+/// of the 30 characters before them.
+pub(crate) fn base62_crc_ok(body: &[u8]) -> bool {
+    if body.len() != 36 {
+        return false;
+    }
+    let (random, check) = body.split_at(30);
+    let crc = crc32fast::hash(random);
+    base62_6(crc).as_bytes() == check
+}
+
+pub(crate) fn base62_6(mut n: u32) -> String {
+    const ALPHA: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHA[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn boundary_before(data: &[u8], pos: usize) -> bool {
+    pos == 0 || !data[pos - 1].is_ascii_alphanumeric()
+}
+
+fn boundary_after(data: &[u8], end: usize) -> bool {
+    end >= data.len() || !is_word(data[end]) && data[end] != b'-'
+}
+
+/// Start and end (exclusive, without the newline) of the line holding `pos`.
+pub(crate) fn line_bounds(data: &[u8], pos: usize) -> (usize, usize) {
+    let start = memchr::memrchr(b'\n', &data[..pos]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+    (start, end)
+}
+
+/// A PEM or OpenSSH private key block: BEGIN header, a body of real key
+/// material (not "..."), and the matching END line. Handles blocks written
+/// with `\n` escapes inside JSON strings.
+fn pem(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+    let after = pos + "-----BEGIN ".len();
+    let hdr_window = &data[after..data.len().min(after + 64)];
+    let Some(close) = memchr::memmem::find(hdr_window, b"-----") else {
+        return;
+    };
+    let label = &hdr_window[..close];
+    if !(label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK")) {
+        return;
+    }
+    let body_start = after + close + 5;
+    let mut end_marker = b"-----END ".to_vec();
+    end_marker.extend_from_slice(label);
+    end_marker.extend_from_slice(b"-----");
+    let search = &data[body_start..data.len().min(body_start + 65536)];
+    let Some(end_rel) = memchr::memmem::find(search, &end_marker) else {
+        return;
+    };
+    let body = &search[..end_rel];
+    if memchr::memmem::find(body, b"...").is_some()
+        || memchr::memmem::find(body, b"\xe2\x80\xa6").is_some()
+    {
+        return;
+    }
+    // Count base64 characters outside header lines ("Proc-Type: …") and
+    // `\n` escapes.
+    let mut b64 = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if b == b'\\' && i + 1 < body.len() {
+            i += 2;
+            continue;
+        }
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
+            b64 += 1;
+        }
+        i += 1;
+    }
+    if b64 < 64 || entropy::shannon(body) < 4.0 {
+        return;
+    }
+    let openssh = label == b"OPENSSH PRIVATE KEY";
+    let rule = if openssh {
+        Rule::OpensshPrivateKey
+    } else {
+        Rule::PrivateKey
+    };
+    let end = body_start + end_rel + end_marker.len();
+    let label_text = String::from_utf8_lossy(label).into_owned();
+    let mut hit = Hit::new(
+        rule,
+        pos,
+        end,
+        data,
+        format!(
+            "{} ({})",
+            rule.description(),
+            crate::finding::escape_control(&label_text)
+        ),
+    );
+    // The key material without the line breaks around it, so the preview
+    // starts with key bytes.
+    let trimmed: &[u8] = {
+        let mut b = body;
+        loop {
+            if let Some(r) = b.strip_prefix(b"\\n") {
+                b = r;
+            } else if let Some((first, r)) = b.split_first() {
+                if first.is_ascii_whitespace() {
+                    b = r;
+                } else {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+        b
+    };
+    hit.secret = trimmed.to_vec();
+    out.push(hit);
+}
+
+/// A Google Cloud service account key file: a JSON object with
+/// `"type": "service_account"`, `client_email` and a `private_key` holding
+/// a PEM block.
+fn gcp(data: &[u8], out: &mut Vec<Hit>) {
+    let Some(t) = memchr::memmem::find(data, b"\"type\"") else {
+        return;
+    };
+    let tail = &data[t..data.len().min(t + 64)];
+    if memchr::memmem::find(tail, b"\"service_account\"").is_none() {
+        return;
+    }
+    if memchr::memmem::find(data, b"\"client_email\"").is_none() {
+        return;
+    }
+    let Some(k) = memchr::memmem::find(data, b"\"private_key\"") else {
+        return;
+    };
+    let rest = &data[k + 13..];
+    let Some(q) = memchr::memchr(b'"', rest) else {
+        return;
+    };
+    if rest[..q]
+        .iter()
+        .any(|&b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r'))
+    {
+        return;
+    }
+    let vstart = k + 13 + q + 1;
+    // The value ends at the next unescaped quote.
+    let mut i = vstart;
+    while i < data.len() && data[i] != b'"' {
+        i += if data[i] == b'\\' { 2 } else { 1 };
+    }
+    let vend = i.min(data.len());
+    let value = &data[vstart..vend];
+    if memchr::memmem::find(value, b"PRIVATE KEY-----").is_none() || value.len() < 200 {
+        return;
+    }
+    out.push(Hit::new(
+        Rule::GcpServiceAccountKey,
+        vstart,
+        vend,
+        data,
+        "Google Cloud service account key (private_key with client_email)".into(),
+    ));
+}
+
+const DEFAULT_PASSWORDS: &[&[u8]] = &[
+    b"postgres",
+    b"root",
+    b"admin",
+    b"password",
+    b"pass",
+    b"guest",
+    b"test",
+    b"changeme",
+    b"secret",
+    b"example",
+    b"user",
+    b"mysql",
+    b"redis",
+    b"rabbitmq",
+    b"pwd",
+    b"passwd",
+];
+
+/// The generic decision, looking through base64: a Kubernetes-style
+/// base64 value that decodes to readable text is judged by that text
+/// (`aHVudGVyMg==` is "hunter2", too weak to be anything but a fixture).
+fn value_is_secret(value: &[u8]) -> bool {
+    if !entropy::looks_like_secret(value) {
+        return false;
+    }
+    if value.len().is_multiple_of(4) && value.len() >= 8 {
+        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value) {
+            if decoded.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+                return entropy::looks_like_secret(&decoded);
+            }
+        }
+    }
+    true
+}
+
+/// `scheme://user:password@host` with a real password.
+fn url_password(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+    // Scheme: letters, digits, + . - directly before "://".
+    let mut s = pos;
+    while s > 0 && pos - s < 32 {
+        let b = data[s - 1];
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-') {
+            s -= 1;
+        } else {
+            break;
+        }
+    }
+    if s == pos || !data[s].is_ascii_alphabetic() {
+        return;
+    }
+    let auth_start = pos + 3;
+    let limit = data.len().min(auth_start + 256);
+    // Userinfo ends at the last '@' before any '/', '?', '#', whitespace or quote.
+    let mut at = None;
+    let mut colon = None;
+    let mut i = auth_start;
+    while i < limit {
+        match data[i] {
+            b'@' => at = Some(i),
+            b':' if colon.is_none() && at.is_none() => colon = Some(i),
+            b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'`' | b'<'
+            | b'>' | b'\\' | b',' | b';' | b')' | b'(' | b'[' | b']' | b'{' | b'}' => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    let (Some(at), Some(colon)) = (at, colon) else {
+        return;
+    };
+    if colon > at {
+        return;
+    }
+    let user = &data[auth_start..colon];
+    let pass = &data[colon + 1..at];
+    let host_end = data[at + 1..i].len();
+    if host_end == 0 || !data[at + 1].is_ascii_alphanumeric() {
+        return;
+    }
+    if pass.len() < 4 || pass == user {
+        return;
+    }
+    let lower = pass.to_ascii_lowercase();
+    if DEFAULT_PASSWORDS.contains(&lower.as_slice())
+        || entropy::is_placeholder(pass)
+        || pass.starts_with(b"$")
+        || pass.iter().all(|&b| b == b'*' || b == b'x' || b == b'X')
+    {
+        return;
+    }
+    // Local and example hosts: only a password that looks random counts.
+    let host = &data[at + 1..i];
+    let local = [
+        &b"localhost"[..],
+        b"127.0.0.1",
+        b"0.0.0.0",
+        b"example.",
+        b"[::1]",
+    ]
+    .iter()
+    .any(|h| host.starts_with(h));
+    if local && !entropy::looks_like_secret(pass) {
+        return;
+    }
+    let scheme = String::from_utf8_lossy(&data[s..pos]).to_ascii_lowercase();
+    let mut hit = Hit::new(
+        Rule::UrlPassword,
+        colon + 1,
+        at,
+        data,
+        format!("{scheme} URL with an embedded password"),
+    );
+    hit.span = (s, at);
+    out.push(hit);
+}
+
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "credential",
+    "credentials",
+];
+
+const KEY_QUALIFIERS: &[&str] = &[
+    "api",
+    "access",
+    "private",
+    "secret",
+    "signing",
+    "encryption",
+    "master",
+    "account",
+    "client",
+    "auth",
+    "app",
+    "service",
+];
+
+/// Splits an identifier into words at `_ - .` (and other non-alphanumeric
+/// bytes) and camelCase boundaries; returns the spans of the words.
+fn word_spans(key: &[u8], out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let mut start = None;
+    let mut prev_lower = false;
+    for (i, &b) in key.iter().enumerate() {
+        if !b.is_ascii_alphanumeric() {
+            if let Some(s) = start.take() {
+                out.push((s, i));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if b.is_ascii_uppercase() && prev_lower {
+            if let Some(s) = start.take() {
+                out.push((s, i));
+            }
+        }
+        if start.is_none() {
+            start = Some(i);
+        }
+        prev_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
+    }
+    if let Some(s) = start {
+        out.push((s, key.len()));
+    }
+}
+
+fn eq_any(word: &[u8], list: &[&str]) -> bool {
+    list.iter().any(|w| w.as_bytes().eq_ignore_ascii_case(word))
+}
+
+/// Whether an identifier names a secret: its last word is a secret word
+/// (`db_password`, `clientSecret`, `access_token`) or it ends in `key`
+/// qualified by a secret-ish word (`apiKey`, `AWS_SECRET_ACCESS_KEY`).
+pub(crate) fn is_secret_key(key: &[u8]) -> bool {
+    let mut spans = Vec::new();
+    word_spans(key, &mut spans);
+    let Some(&(ls, le)) = spans.last() else {
+        return false;
+    };
+    let last = &key[ls..le];
+    if eq_any(last, SECRET_WORDS) {
+        return true;
+    }
+    if last.eq_ignore_ascii_case(b"key") && spans.len() >= 2 {
+        let (ps, pe) = spans[spans.len() - 2];
+        return eq_any(&key[ps..pe], KEY_QUALIFIERS);
+    }
+    false
+}
+
+/// Whether the identifier has a word equal to `w` (any case).
+fn has_word(key: &[u8], w: &str) -> bool {
+    let mut spans = Vec::new();
+    word_spans(key, &mut spans);
+    spans
+        .iter()
+        .any(|&(s, e)| key[s..e].eq_ignore_ascii_case(w.as_bytes()))
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+/// `key = value`, `key: value`, `"key": "value"`, `key := "value"`,
+/// `export KEY=value` around a secret-like key word at `kw_start..kw_end`.
+fn key_value(data: &[u8], kw_start: usize, kw_end: usize, out: &mut Vec<Hit>) -> usize {
+    // Whole identifier around the key word.
+    let mut ks = kw_start;
+    while ks > 0 && kw_start - ks < 64 && is_key_byte(data[ks - 1]) {
+        ks -= 1;
+    }
+    let mut ke = kw_end;
+    while ke < data.len() && ke - kw_end < 64 && is_key_byte(data[ke]) {
+        ke += 1;
+    }
+    assignment(data, ks, ke, out);
+    ke
+}
+
+/// The assignment after identifier `ks..ke`, if it is a secret-like key.
+fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
+    let key = &data[ks..ke];
+    if !is_secret_key(key) {
+        return;
+    }
+    let key_quoted = ks > 0 && matches!(data[ks - 1], b'"' | b'\'');
+    let mut i = ke;
+    if key_quoted && i < data.len() && data[i] == data[ks - 1] {
+        i += 1;
+    }
+    while i < data.len() && matches!(data[i], b' ' | b'\t') {
+        i += 1;
+    }
+    // Assignment operator.
+    let op_start = i;
+    if i < data.len() && data[i] == b':' {
+        i += 1;
+        if i < data.len() && data[i] == b':' {
+            return; // a path: `secret::Plain`
+        }
+        if i < data.len() && data[i] == b'=' {
+            i += 1;
+        }
+    } else if i < data.len() && data[i] == b'=' {
+        i += 1;
+        if i < data.len() && matches!(data[i], b'=' | b'~') {
+            return; // comparison
+        }
+        if i < data.len() && data[i] == b'>' {
+            i += 1;
+        }
+    } else {
+        return;
+    }
+    if op_start > 0 && matches!(data[op_start - 1], b'!' | b'<' | b'>') {
+        return;
+    }
+    while i < data.len() && matches!(data[i], b' ' | b'\t') {
+        i += 1;
+    }
+    if i >= data.len() {
+        return;
+    }
+    let (vs, ve) = match data[i] {
+        q @ (b'"' | b'\'' | b'`') => {
+            let s = i + 1;
+            let lim = data.len().min(s + 600);
+            let Some(e) = data[s..lim].iter().position(|&b| b == q || b == b'\n') else {
+                return;
+            };
+            if data[s + e] != q {
+                return;
+            }
+            (s, s + e)
+        }
+        _ => {
+            // Unquoted values only make sense in config files, not in code
+            // where they would be variables or expressions.
+            let s = i;
+            let mut e = s;
+            while e < data.len()
+                && e - s < 600
+                && !matches!(
+                    data[e],
+                    b' ' | b'\t' | b'\n' | b'\r' | b'#' | b'"' | b'\'' | b'`' | b'\\' | b'}' | b']'
+                )
+            {
+                e += 1;
+            }
+            while e > s && matches!(data[e - 1], b',' | b';' | b'}' | b')') {
+                e -= 1;
+            }
+            // Looks like code: a call, member access or bare identifier.
+            let v = &data[s..e];
+            if v.contains(&b'(') || v.contains(&b'[') {
+                return;
+            }
+            (s, e)
+        }
+    };
+    let value = &data[vs..ve];
+    // An AWS secret access key is 40 base64 characters and may start with
+    // '/', so it gets its own test instead of the generic one.
+    let aws_secret = value.len() == 40
+        && has_word(key, "aws")
+        && has_word(key, "secret")
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+        && !entropy::is_placeholder(value)
+        && entropy::shannon(value) >= 4.0;
+    if !aws_secret && !value_is_secret(value) {
+        return;
+    }
+    let (rule, message) = if aws_secret {
+        (
+            Rule::AwsSecretAccessKey,
+            "AWS secret access key".to_string(),
+        )
+    } else {
+        let key_text = crate::finding::escape_control(&String::from_utf8_lossy(key));
+        (
+            Rule::GenericSecret,
+            format!("high-entropy value assigned to secret-like key `{key_text}`"),
+        )
+    };
+    let mut hit = Hit::new(rule, vs, ve, data, message);
+    hit.span = (ks, ve);
+    out.push(hit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_key_names() {
+        for k in [
+            "password",
+            "db_password",
+            "DB_PASS",
+            "clientSecret",
+            "client_secret",
+            "apiKey",
+            "API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "access_token",
+            "github.token",
+            "privateKey",
+        ] {
+            assert!(is_secret_key(k.as_bytes()), "{k}");
+        }
+        for k in [
+            "secretName",
+            "tokenizer",
+            "passwordPolicy",
+            "token_url",
+            "secretKeyRef",
+            "password_file",
+            "bypass",
+            "key",
+            "passed",
+        ] {
+            assert!(!is_secret_key(k.as_bytes()), "{k}");
+        }
+    }
+
+    #[test]
+    fn crc_base62() {
+        assert_eq!(base62_6(0), "000000");
+        assert_eq!(base62_6(61), "00000z");
+        assert_eq!(base62_6(62), "000010");
+    }
+}

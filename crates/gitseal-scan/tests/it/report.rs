@@ -1,0 +1,85 @@
+//! Report formats: redaction, escaping, JSON shape, SARIF schema validity.
+
+use crate::{checksummed, scanner};
+use gitseal_scan::report::{self, Format};
+use gitseal_scan::ScanOutput;
+
+fn sample() -> (ScanOutput, String) {
+    let tok = checksummed("ghp_", 70);
+    let mut findings = scanner().scan_bytes(
+        "dir/with space/ev\u{1b}[31mil.txt",
+        format!("t = {tok}\n").as_bytes(),
+    );
+    findings.extend(scanner().scan_bytes("b.txt", format!("\n  u = {tok}\n").as_bytes()));
+    let out = ScanOutput {
+        findings,
+        ..Default::default()
+    };
+    (out, tok)
+}
+
+#[test]
+fn text_is_redacted_and_escaped() {
+    let (out, tok) = sample();
+    let text = report::text(&out);
+    assert!(!text.contains(&tok));
+    assert!(!text.contains('\u{1b}'));
+    assert!(
+        text.contains("ev\\u{1b}[31mil.txt:1:5: github-token: "),
+        "{text}"
+    );
+    assert!(text.contains("b.txt:2:7: github-token:"));
+    assert!(text.contains("[ghp_…]"), "{text}");
+}
+
+#[test]
+fn json_has_findings_and_summary() {
+    let (out, tok) = sample();
+    let text = report::render(&out, Format::Json).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!text.contains(&tok));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let f = &v["findings"][1];
+    assert_eq!(f["path"], "b.txt");
+    assert_eq!(f["line"], 2);
+    assert_eq!(f["column"], 7);
+    assert_eq!(f["rule"], "github-token");
+    assert_eq!(f["fingerprint"].as_str().map(str::len), Some(32));
+    assert!(f["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("checksum verified")));
+    assert_eq!(v["summary"]["findings"], 2);
+}
+
+#[test]
+fn sarif_is_valid_against_the_2_1_0_schema() {
+    let schema_text = include_str!("../data/sarif-schema-2.1.0.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(schema_text).unwrap_or_else(|e| panic!("{e}"));
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let (mut out, tok) = sample();
+    out.findings[1].commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    let text = report::render(&out, Format::Sarif).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!text.contains(&tok));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let results = &v["runs"][0]["results"];
+    assert_eq!(results.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "dir/with%20space/ev%1B%5B31mil.txt"
+    );
+    assert!(results[0]["partialFingerprints"]["gitseal/v1"].is_string());
+    // A document that breaks the schema is rejected by the same validator.
+    let mut broken = v.clone();
+    broken["version"] = serde_json::json!("2.0.0");
+    assert!(!validator.is_valid(&broken));
+    // An empty report is valid too.
+    let empty =
+        report::render(&ScanOutput::default(), Format::Sarif).unwrap_or_else(|e| panic!("{e}"));
+    let empty: serde_json::Value = serde_json::from_str(&empty).unwrap_or_else(|e| panic!("{e}"));
+    assert!(validator.is_valid(&empty));
+}

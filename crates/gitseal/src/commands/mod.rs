@@ -1,0 +1,12 @@
+//! One module per subcommand. Each has `Args` (clap) and `run`.
+
+pub mod completions;
+pub mod exec;
+pub mod fetch_key;
+pub mod hook;
+pub mod keygen;
+pub mod pubkey;
+pub mod reseal;
+pub mod seal;
+pub mod unseal;
+pub mod verify;

@@ -1,0 +1,6 @@
+//! CLI tests: run the built `gitseal` binary as a user would, and check
+//! its output, files, exit codes, and that no error shows a plaintext.
+
+mod keys;
+mod seal_unseal;
+mod support;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test (crypto vectors,
+# manifests, CLI, controller against an in-process API, Vault against a real
+# OpenBao dev server), and gitseal scanning its own repository.
+# CI runs exactly this (.ci/run). With CI=true a missing part fails, never skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> installing test dependencies (OpenBao dev server)"
+BAO_BIN="$(scripts/openbao.sh)"
+export BAO_BIN
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked
+
+echo "==> gitseal verify . (the repository scans itself)"
+cargo run --quiet --locked -p gitseal -- verify .
+
+echo "==> quickstart"
+scripts/quickstart.sh > /dev/null
+echo "all checks passed"
