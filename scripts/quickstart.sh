@@ -28,8 +28,9 @@ echo "==> gitseal unseal -i key.txt -f sealed.yaml   (what the controller does i
 "$gitseal" unseal -i "$work/key.txt" -f "$work/sealed.yaml" -o "$work/opened.yaml"
 cat "$work/opened.yaml"
 
-echo "==> gitseal verify examples/secret.yaml   (a plaintext Secret: CI would fail here)"
-if "$gitseal" verify examples/secret.yaml; then
+echo "==> gitseal verify plain.yaml   (the plaintext example Secret: CI would fail here)"
+cp examples/secret.yaml "$work/plain.yaml"
+if "$gitseal" verify "$work/plain.yaml"; then
   echo "expected verify to flag the plaintext Secret" >&2
   exit 1
 fi
