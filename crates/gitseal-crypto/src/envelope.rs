@@ -21,9 +21,10 @@
 //! Keys: a fresh random 32-byte data key per value. For each recipient,
 //! HPKE base mode (RFC 9180, [`crate::hpke`]) with info `gitseal/v1 wrap`
 //! gives a context whose secret export (`gitseal/v1 data key`, 32 bytes) is
-//! XORed onto the data key. The value key is HKDF-SHA256(data key, info
-//! `gitseal/v1 value key`), so a flipped bit in a wrapped key gives an
-//! unrelated value key and the tag check fails. The value key is used once,
+//! XORed onto the data key. The value key is HKDF-Expand-SHA256 with the
+//! (uniformly random) data key as PRK and info `gitseal/v1 value key`, so a
+//! flipped bit in a wrapped key gives an unrelated value key and the tag
+//! check fails. The value key is used once,
 //! so the nonce is zero. One recipient costs 72 bytes, and the fixed part is
 //! 2 bytes + one length byte per binding string + the 16-byte tag: 93 bytes
 //! with one recipient, plus the binding's own text (see `docs/envelope.md`).
@@ -34,6 +35,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -259,10 +261,21 @@ fn encode_header(binding: &Binding, stanzas: &[Stanza]) -> Vec<u8> {
     out
 }
 
+/// HPKE's key schedule context for our fixed `info`, computed once.
+fn key_schedule_context() -> &'static hpke::KeyScheduleContext {
+    static KS: OnceLock<hpke::KeyScheduleContext> = OnceLock::new();
+    KS.get_or_init(|| hpke::KeyScheduleContext::base(HPKE_INFO))
+}
+
+/// The value cipher: key = HKDF-Expand-SHA256(PRK = data key, info, 32).
+/// The data key is 32 uniformly random bytes, so it serves as the PRK
+/// directly (RFC 5869 §3.3).
 fn value_cipher(data_key: &[u8; 32]) -> ChaCha20Poly1305 {
     let mut value_key = Zeroizing::new([0u8; 32]);
-    // 32 bytes is far below HKDF's limit; expand cannot fail.
-    let _ = Hkdf::<Sha256>::new(None, data_key).expand(VALUE_KEY_INFO, &mut value_key[..]);
+    // A 32-byte PRK is valid and 32 bytes is far below HKDF's output limit.
+    if let Ok(prk) = Hkdf::<Sha256>::from_prk(data_key) {
+        let _ = prk.expand(VALUE_KEY_INFO, &mut value_key[..]);
+    }
     ChaCha20Poly1305::new((&*value_key).into())
 }
 
@@ -464,11 +477,11 @@ impl Envelope {
         }
         let header = encode_header(expected, &self.stanzas);
         for (stanza, identity) in candidates {
-            let Ok(ctx) = hpke::setup_base_r_with_public(
+            let Ok(ctx) = hpke::setup_base_r_exporter(
                 &stanza.enc,
                 identity.secret(),
                 identity.recipient().public_key(),
-                HPKE_INFO,
+                key_schedule_context(),
             ) else {
                 continue;
             };

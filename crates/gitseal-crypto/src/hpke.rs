@@ -134,43 +134,84 @@ fn decap(
 pub struct Context {
     key: Zeroizing<[u8; N_K]>,
     base_nonce: [u8; N_N],
-    exporter_secret: Zeroizing<[u8; 32]>,
+    exporter: Exporter,
     seq: u64,
 }
 
-impl Context {
-    /// `KeySchedule` for mode_base (no PSK).
-    fn key_schedule(shared_secret: &[u8; 32], info: &[u8]) -> Self {
+/// The key schedule context of mode_base for one `info`:
+/// `mode ‖ LabeledExtract("", "psk_id_hash", "") ‖ LabeledExtract("", "info_hash", info)`.
+/// It depends only on `info`, so a caller with a fixed `info` computes it once.
+pub struct KeyScheduleContext([u8; 65]);
+
+impl KeyScheduleContext {
+    /// The context for mode_base with `info`.
+    pub fn base(info: &[u8]) -> Self {
         let psk_id_hash = labeled_extract_bytes(HPKE_SUITE_ID, b"", b"psk_id_hash", b"");
         let info_hash = labeled_extract_bytes(HPKE_SUITE_ID, b"", b"info_hash", info);
         let mut ks_context = [0u8; 65];
         ks_context[0] = MODE_BASE;
         ks_context[1..33].copy_from_slice(&psk_id_hash);
         ks_context[33..].copy_from_slice(&info_hash);
+        KeyScheduleContext(ks_context)
+    }
+}
 
+/// The secret-export half of an HPKE context (RFC 9180 §5.3), for callers
+/// that only export: it skips deriving the AEAD key and nonce.
+pub struct Exporter {
+    exporter_secret: Zeroizing<[u8; 32]>,
+}
+
+impl Exporter {
+    fn from_secret(secret: &Hkdf<Sha256>, ks: &KeyScheduleContext) -> Self {
+        let mut exporter_secret = Zeroizing::new([0u8; 32]);
+        labeled_expand(
+            secret,
+            HPKE_SUITE_ID,
+            b"exp",
+            &ks.0,
+            &mut exporter_secret[..],
+        );
+        Exporter { exporter_secret }
+    }
+
+    fn from_shared_secret(shared_secret: &[u8; 32], ks: &KeyScheduleContext) -> Self {
+        let secret = labeled_extract(HPKE_SUITE_ID, shared_secret, b"secret", b"");
+        Exporter::from_secret(&secret, ks)
+    }
+
+    /// `Context.Export(exporter_context, L)` (RFC 9180 §5.3), L = `out.len()` ≤ 255·32.
+    pub fn export(&self, exporter_context: &[u8], out: &mut [u8]) -> Result<(), HpkeError> {
+        if out.len() > 255 * 32 {
+            return Err(HpkeError);
+        }
+        // The exporter secret is a PRK: 32 bytes, the hash length, so this cannot fail.
+        let prk = Hkdf::<Sha256>::from_prk(&self.exporter_secret[..]).map_err(|_| HpkeError)?;
+        labeled_expand(&prk, HPKE_SUITE_ID, b"sec", exporter_context, out);
+        Ok(())
+    }
+}
+
+impl Context {
+    /// `KeySchedule` for mode_base (no PSK).
+    fn key_schedule(shared_secret: &[u8; 32], info: &[u8]) -> Self {
+        let ks = KeyScheduleContext::base(info);
         let secret = labeled_extract(HPKE_SUITE_ID, shared_secret, b"secret", b"");
         let mut key = Zeroizing::new([0u8; N_K]);
-        labeled_expand(&secret, HPKE_SUITE_ID, b"key", &ks_context, &mut key[..]);
+        labeled_expand(&secret, HPKE_SUITE_ID, b"key", &ks.0, &mut key[..]);
         let mut base_nonce = [0u8; N_N];
         labeled_expand(
             &secret,
             HPKE_SUITE_ID,
             b"base_nonce",
-            &ks_context,
+            &ks.0,
             &mut base_nonce,
         );
-        let mut exporter_secret = Zeroizing::new([0u8; 32]);
-        labeled_expand(
-            &secret,
-            HPKE_SUITE_ID,
-            b"exp",
-            &ks_context,
-            &mut exporter_secret[..],
-        );
+        let exporter = Exporter::from_secret(&secret, &ks);
         Context {
             key,
             base_nonce,
-            exporter_secret,
+            exporter,
             seq: 0,
         }
     }
@@ -207,14 +248,32 @@ impl Context {
 
     /// `Context.Export(exporter_context, L)` (RFC 9180 §5.3), L = `out.len()` ≤ 255·32.
     pub fn export(&self, exporter_context: &[u8], out: &mut [u8]) -> Result<(), HpkeError> {
-        if out.len() > 255 * 32 {
-            return Err(HpkeError);
-        }
-        // The exporter secret is a PRK: 32 bytes, the hash length, so this cannot fail.
-        let prk = Hkdf::<Sha256>::from_prk(&self.exporter_secret[..]).map_err(|_| HpkeError)?;
-        labeled_expand(&prk, HPKE_SUITE_ID, b"sec", exporter_context, out);
-        Ok(())
+        self.exporter.export(exporter_context, out)
     }
+}
+
+/// `SetupBaseS` for a caller that only exports: a fresh random ephemeral
+/// key, and the key schedule context `ks` precomputed for the `info`.
+pub fn setup_base_s_exporter(
+    pk_r: &PublicKey,
+    ks: &KeyScheduleContext,
+) -> Result<([u8; N_ENC], Exporter), HpkeError> {
+    let mut ikm_e = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut ikm_e[..]);
+    let (enc, shared_secret) = encap_derand(pk_r, &ikm_e[..])?;
+    Ok((enc, Exporter::from_shared_secret(&shared_secret, ks)))
+}
+
+/// `SetupBaseR` for a caller that only exports and already has the
+/// recipient's public key `pk_r` (the public half of `sk_r`).
+pub fn setup_base_r_exporter(
+    enc: &[u8; N_ENC],
+    sk_r: &StaticSecret,
+    pk_r: &PublicKey,
+    ks: &KeyScheduleContext,
+) -> Result<Exporter, HpkeError> {
+    let shared_secret = decap(enc, sk_r, pk_r)?;
+    Ok(Exporter::from_shared_secret(&shared_secret, ks))
 }
 
 /// `SetupBaseS(pkR, info)` with a fresh random ephemeral key. Returns `(enc, context)`.
@@ -377,6 +436,12 @@ mod tests {
                 sender.export(&context, &mut out).expect("export");
                 assert_eq!(&out, value);
                 receiver.export(&context, &mut out).expect("export");
+                assert_eq!(&out, value);
+                // The export-only path gives the same values.
+                let ks = KeyScheduleContext::base(&s["info"]);
+                let exporter =
+                    setup_base_r_exporter(&arr32(&s["enc"]), &sk_r, &pk_r, &ks).expect("setup");
+                exporter.export(&context, &mut out).expect("export");
                 assert_eq!(&out, value);
                 exports += 1;
             }
