@@ -5,11 +5,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use gitseal_controller::leader::LeaderConfig;
 use gitseal_controller::run::Config;
+use gitseal_controller::sources::VaultResolver;
+use gitseal_controller::vault::VaultSource;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use kube::Api;
@@ -25,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (inside the cluster, or against the current kubeconfig).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the SealedSecret CustomResourceDefinition (YAML), generated from the Rust types.
     Crd,
     /// Store the keys of an age identity file as sealing-key Secrets, so this
@@ -65,6 +68,12 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "json")]
     log_format: LogFormat,
+    /// Restart Deployments, StatefulSets and DaemonSets that opt in (annotation
+    /// gitseal.dev/restart-on-change: "SECRET,…") when the Secret's data changes.
+    #[arg(long, env = "GITSEAL_ROLLOUT_ON_CHANGE", default_value_t = true, action = clap::ArgAction::Set)]
+    rollout_on_change: bool,
+    #[command(flatten)]
+    vault: gitseal_controller::vault::VaultArgs,
 }
 
 #[derive(clap::Args)]
@@ -108,7 +117,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ImportKey(args) => runtime()?.block_on(import_key(args)),
-        Command::Run(args) => runtime()?.block_on(run(args)),
+        Command::Run(args) => runtime()?.block_on(run(*args)),
     }
 }
 
@@ -184,6 +193,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
     }
     gitseal_controller::install_crypto_provider();
+    // Bad Vault flags fail before anything else is started.
+    let vault: Option<Arc<dyn VaultResolver>> =
+        match args.vault.settings().context("invalid Vault settings")? {
+            Some(settings) => {
+                let source = VaultSource::connect(settings)
+                    .await
+                    .context("setting up the Vault client")?;
+                tracing::info!(vault = ?source, "Vault items enabled");
+                Some(Arc::new(source))
+            }
+            None => None,
+        };
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
@@ -195,6 +216,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.listen = Some(args.listen);
     config.key_rotation_period = args.key_rotation_period;
     config.concurrency = args.concurrency;
+    config.rollout = args.rollout_on_change;
     config.instance = Some(identity.clone());
     config.leader = args
         .leader_election
@@ -221,7 +243,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let _ = ctrl_c.await;
         }
     };
-    let (handles, fut) = gitseal_controller::run::start(client, config, None, shutdown).await?;
+    let (handles, fut) = gitseal_controller::run::start(client, config, vault, shutdown).await?;
     tracing::info!(http = ?handles.http_addr, "gitseal-controller started");
     fut.await;
     Ok(())

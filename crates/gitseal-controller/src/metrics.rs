@@ -88,6 +88,15 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector (e.g. the Vault client's counters) to `/metrics`.
+    /// Call before the metrics are shared.
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
+    }
+
     /// Records one reconcile: its duration, and on failure its reason.
     pub fn reconciled(&self, took: Duration, failure_reason: Option<&'static str>) {
         self.duration.observe(took.as_secs_f64());

@@ -67,6 +67,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Retry timing.
     pub timing: Timing,
+    /// Restart opted-in workloads when the Secret's data changes
+    /// ([`crate::rollout`]); on by default.
+    pub rollout: bool,
     failures: Mutex<HashMap<String, u32>>,
     emitted: Mutex<HashMap<String, EventKey>>,
 }
@@ -104,9 +107,16 @@ impl Context {
             recorder,
             metrics,
             timing,
+            rollout: true,
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Turns rollout on change on or off.
+    pub fn with_rollout(mut self, on: bool) -> Self {
+        self.rollout = on;
+        self
     }
 
     fn bump_failures(&self, id: &str) -> u32 {
@@ -196,6 +206,14 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
         return Err(Error::NoKeys);
     }
     let keys = ctx.keys.current();
+    let requeue = match crate::vault::requeue_after(&obj.spec, ctx.timing.resync) {
+        Ok(d) => d,
+        Err(Error::Items { reason, message }) => {
+            report(ctx, obj, reason, &message, None, false).await?;
+            return Err(Error::Items { reason, message });
+        }
+        Err(e) => return Err(e),
+    };
 
     // 1. Resolve every item; nothing is written unless all succeed.
     let mut resolved = Resolved::default();
@@ -269,7 +287,28 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
         tracing::info!(object = %id, items = resolved.data.len(), data_hash = crate::hash::short(&data_hash), "Secret written");
     }
 
-    // 4. Status.
+    // 4. Rollout: restart opted-in workloads when the data changed.
+    let old_hash = obj.status.as_ref().and_then(|s| s.data_hash.as_deref());
+    let hash_changed = old_hash.is_some_and(|h| h != data_hash);
+    if ctx.rollout && (written || old_hash != Some(data_hash.as_str())) {
+        let existing_data_changed =
+            written && existing.as_ref().is_some_and(|e| e.data != desired.data);
+        let change = crate::rollout::Change {
+            namespace: ns,
+            secret: name,
+            data_hash: &data_hash,
+            data_changed: existing_data_changed || hash_changed,
+        };
+        let outcome = crate::rollout::restart_on_change(&ctx.client, &change).await;
+        if !outcome.restarted.is_empty() {
+            tracing::info!(object = %id, restarted = ?outcome.restarted, "rolled out workloads using the Secret");
+        }
+        for e in &outcome.errors {
+            tracing::warn!(object = %id, error = %e, "rollout on change failed");
+        }
+    }
+
+    // 5. Status.
     let mut status_extra = StatusExtra {
         key_ids: resolved.key_ids.iter().cloned().collect(),
         data_hash: Some(data_hash),
@@ -285,7 +324,7 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
         true,
     )
     .await?;
-    Ok(Action::requeue(ctx.timing.resync))
+    Ok(Action::requeue(requeue))
 }
 
 async fn apply_failed(ctx: &Context, obj: &SealedSecret, e: kube::Error) -> Result<Action, Error> {

@@ -43,6 +43,9 @@ pub struct Config {
     pub concurrency: u16,
     /// Reporting instance for Events (the pod name).
     pub instance: Option<String>,
+    /// Restart opted-in workloads when a Secret's data changes
+    /// ([`crate::rollout`]).
+    pub rollout: bool,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
             timing: Timing::default(),
             concurrency: 16,
             instance: None,
+            rollout: true,
         }
     }
 }
@@ -83,7 +87,11 @@ pub async fn start(
 ) -> Result<(Handles, impl std::future::Future<Output = ()> + Send), Error> {
     crate::install_crypto_provider();
     let keys_store = Arc::new(KeyStore::new());
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    if let Some(collector) = vault.as_ref().and_then(|v| v.metrics_collector()) {
+        metrics.register_collector(collector);
+    }
+    let metrics = Arc::new(metrics);
     let secrets_ns: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
     let hasher = Arc::new(DataHasher::load_or_create(&secrets_ns).await?);
 
@@ -112,15 +120,18 @@ pub async fn start(
         controller: crate::FIELD_MANAGER.to_string(),
         instance: config.instance.clone(),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        keys_store.clone(),
-        hasher,
-        vault,
-        Recorder::new(client.clone(), reporter),
-        metrics.clone(),
-        config.timing,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            keys_store.clone(),
+            hasher,
+            vault,
+            Recorder::new(client.clone(), reporter),
+            metrics.clone(),
+            config.timing,
+        )
+        .with_rollout(config.rollout),
+    );
 
     let run = async move {
         let key_watch = keys::watch_keys(secrets_ns.clone(), keys_store.clone());

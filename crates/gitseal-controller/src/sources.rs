@@ -127,6 +127,13 @@ pub trait VaultResolver: Send + Sync {
         namespace: &'a str,
         items: &'a BTreeMap<String, VaultReference>,
     ) -> BoxFuture<'a, BTreeMap<String, VaultItem>>;
+
+    /// A Prometheus collector exporting the resolver's own counters (Vault
+    /// calls, failures, cache hits), registered on `/metrics` at start.
+    /// `None` (the default) when it has none.
+    fn metrics_collector(&self) -> Option<Box<dyn prometheus_client::collector::Collector>> {
+        None
+    }
 }
 
 /// The resolver used when Vault is not configured: every item fails with

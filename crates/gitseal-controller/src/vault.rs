@@ -340,6 +340,10 @@ impl VaultResolver for VaultSource {
     ) -> BoxFuture<'a, BTreeMap<String, VaultItem>> {
         Box::pin(self.resolve_items(namespace, items))
     }
+
+    fn metrics_collector(&self) -> Option<Box<dyn Collector>> {
+        Some(Box::new(VaultMetricsCollector::new(self)))
+    }
 }
 
 /// Exports the Vault client's counters on `/metrics` (register it with

@@ -269,7 +269,9 @@ pub fn merge_into(
 
 /// The new text of a changed document: YAML keeps the document's leading
 /// marker and comment lines; JSON is pretty-printed in place.
-fn render_document(original: &str, value: &Value, syntax: Syntax) -> Result<String, Error> {
+/// Renders one changed document in the file's syntax. For YAML, the comments
+/// and `---` marker that led the original document are kept.
+pub fn render_document(original: &str, value: &Value, syntax: Syntax) -> Result<String, Error> {
     match syntax {
         Syntax::Json => {
             let mut json = output::json(value)?;

@@ -125,6 +125,8 @@ pub fn is_placeholder(v: &[u8]) -> bool {
 pub fn is_reference(v: &[u8]) -> bool {
     const PREFIXES: &[&[u8]] = &[
         b"gs1:",
+        b"kv1:",
+        b"kv2:",
         b"vault:",
         b"ref+",
         b"arn:",
@@ -146,7 +148,7 @@ pub fn is_reference(v: &[u8]) -> bool {
         b"https://",
     ];
     let lower = v.to_ascii_lowercase();
-    if PREFIXES.iter().any(|p| lower.starts_with(p)) {
+    if PREFIXES.iter().any(|p| lower.starts_with(p)) || is_vault_ref_text(v) {
         return true;
     }
     const INFIXES: &[&[u8]] = &[
@@ -167,6 +169,45 @@ pub fn is_reference(v: &[u8]) -> bool {
     INFIXES
         .iter()
         .any(|p| memchr::memmem::find(&lower, p).is_some())
+}
+
+/// gitseal's Vault reference text form, `MOUNT/PATH#FIELD[@VERSION]`
+/// (`gitseal seal --from-vault ITEM=kv/app/db#password@3`).
+fn is_vault_ref_text(v: &[u8]) -> bool {
+    let Some(hash) = memchr::memrchr(b'#', v) else {
+        return false;
+    };
+    let (path, field) = (&v[..hash], &v[hash + 1..]);
+    let field = match memchr::memchr(b'@', field) {
+        Some(at) if at + 1 < field.len() && field[at + 1..].iter().all(u8::is_ascii_digit) => {
+            &field[..at]
+        }
+        Some(_) => return false,
+        None => field,
+    };
+    let path_ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.');
+    let field_ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    memchr::memchr(b'/', path).is_some_and(|slash| slash > 0 && slash + 1 < path.len())
+        && path.iter().all(path_ok)
+        && !field.is_empty()
+        && field.iter().all(field_ok)
+}
+
+#[cfg(test)]
+mod vault_ref_tests {
+    use super::is_reference;
+
+    #[test]
+    fn vault_references_are_references() {
+        assert!(is_reference(b"kv/prod/db#password@3"));
+        assert!(is_reference(b"secret/team-a/api#token"));
+        assert!(is_reference(b"kv1:secret/app/api#token"));
+        // Near misses stay candidates: no path, no field, a bad version.
+        assert!(!is_reference(b"aZ3kQ9#xY7pL2mN8"));
+        assert!(!is_reference(b"kv/prod#"));
+        assert!(!is_reference(b"kvprod/db#pass word"));
+        assert!(!is_reference(b"kv/prod/db#password@v3"));
+    }
 }
 
 /// True when the value looks like a program identifier or a word rather

@@ -49,8 +49,17 @@ pub fn config() -> Config {
 
 /// Starts a controller on `fake` with `config`.
 pub async fn start_with(fake: &FakeApi, config: Config) -> Running {
+    start_with_vault(fake, config, None).await
+}
+
+/// Starts a controller on `fake` with `config` and a Vault resolver.
+pub async fn start_with_vault(
+    fake: &FakeApi,
+    config: Config,
+    vault: Option<Arc<dyn gitseal_controller::sources::VaultResolver>>,
+) -> Running {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (handles, fut) = run::start(fake.client(), config, None, async {
+    let (handles, fut) = run::start(fake.client(), config, vault, async {
         let _ = rx.await;
     })
     .await

@@ -6,3 +6,4 @@ mod e2e;
 mod fake_api;
 mod misc;
 mod scenarios;
+mod vault_e2e;

@@ -455,21 +455,56 @@ fn deploy_base_is_complete_and_least_privilege() {
     for doc in serde_yaml::Deserializer::from_str(&rbac) {
         let v = serde_yaml::Value::deserialize(doc).unwrap_or_else(|e| panic!("{e}"));
         if v["kind"].as_str() == Some("ClusterRole") {
-            let resources: Vec<&str> = v["rules"]
+            let strs = |v: &serde_yaml::Value| -> Vec<String> {
+                v.as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            };
+            let rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = v["rules"]
                 .as_sequence()
                 .into_iter()
                 .flatten()
-                .flat_map(|r| {
-                    r["resources"]
-                        .as_sequence()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|x| x.as_str())
+                .map(|r| {
+                    (
+                        strs(&r["apiGroups"]),
+                        strs(&r["resources"]),
+                        strs(&r["verbs"]),
+                    )
                 })
                 .collect();
+            let s = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
             assert_eq!(
-                resources,
-                ["sealedsecrets", "sealedsecrets/status", "secrets", "events"]
+                rules,
+                [
+                    (
+                        s(&["gitseal.dev"]),
+                        s(&["sealedsecrets"]),
+                        s(&["get", "list", "watch"])
+                    ),
+                    (
+                        s(&["gitseal.dev"]),
+                        s(&["sealedsecrets/status"]),
+                        s(&["get", "patch", "update"])
+                    ),
+                    (
+                        s(&[""]),
+                        s(&["secrets"]),
+                        s(&["get", "list", "watch", "create", "patch", "update", "delete"])
+                    ),
+                    (
+                        s(&["events.k8s.io"]),
+                        s(&["events"]),
+                        s(&["create", "patch"])
+                    ),
+                    // Rollout on change: list and patch workloads, never get/watch/update/delete.
+                    (
+                        s(&["apps"]),
+                        s(&["deployments", "statefulsets", "daemonsets"]),
+                        s(&["list", "patch"])
+                    ),
+                ]
             );
         }
     }

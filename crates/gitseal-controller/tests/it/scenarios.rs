@@ -27,7 +27,13 @@ struct Setup {
     identity: Identity,
 }
 
+/// A reconcile context over a scripted API; rollout on change stays off
+/// (its list requests would be unscripted) except where a scenario asks.
 fn setup() -> Setup {
+    setup_with(false)
+}
+
+fn setup_with(rollout: bool) -> Setup {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(svc, "default");
     let identity = Identity::generate();
@@ -37,21 +43,24 @@ fn setup() -> Setup {
         created: k8s_openapi::jiff::Timestamp::now(),
         secret_name: "k".into(),
     }]));
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        store,
-        Arc::new(DataHasher::new(&[7u8; 32]).unwrap_or_else(|e| panic!("{e}"))),
-        Arc::new(NoVault),
-        Recorder::new(
-            client,
-            Reporter {
-                controller: "gitseal-controller".into(),
-                instance: None,
-            },
-        ),
-        Arc::new(Metrics::new()),
-        fast_timing(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            store,
+            Arc::new(DataHasher::new(&[7u8; 32]).unwrap_or_else(|e| panic!("{e}"))),
+            Arc::new(NoVault),
+            Recorder::new(
+                client,
+                Reporter {
+                    controller: "gitseal-controller".into(),
+                    instance: None,
+                },
+            ),
+            Arc::new(Metrics::new()),
+            fast_timing(),
+        )
+        .with_rollout(rollout),
+    );
     Setup {
         ctx,
         handle,
@@ -145,7 +154,7 @@ async fn success_makes_exact_requests() {
         ctx,
         mut handle,
         identity,
-    } = setup();
+    } = setup_with(true);
     let obj = Arc::new(object(&identity));
     let key_id = identity.key_id().to_string();
     let server = tokio::spawn(async move {
@@ -164,6 +173,20 @@ async fn success_makes_exact_requests() {
         assert_eq!(p.headers["content-type"], "application/apply-patch+yaml");
         assert_eq!(body, expected_secret_patch());
         respond(send, 200, body);
+
+        // Rollout on change: the Secret is new, so workloads are listed
+        // (none here) before the status is written.
+        for kind in ["deployments", "statefulsets", "daemonsets"] {
+            let (p, _, send) = next(&mut handle).await;
+            assert_eq!(p.method, "GET");
+            assert_eq!(p.uri.path(), format!("/apis/apps/v1/namespaces/app/{kind}"));
+            assert_eq!(p.uri.query(), Some("&limit=500"));
+            respond(
+                send,
+                200,
+                json!({"apiVersion": "apps/v1", "kind": "List", "metadata": {}, "items": []}),
+            );
+        }
 
         let (p, body, send) = next(&mut handle).await;
         assert_eq!(p.method, "PATCH");
@@ -353,4 +376,172 @@ async fn failing_item_touches_no_secret() {
     }
     server.await.unwrap_or_else(|e| panic!("{e}"));
     let _ = BTreeMap::<String, String>::new();
+}
+
+fn empty_list() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "List", "metadata": {}, "items": []})
+}
+
+#[tokio::test]
+async fn changed_data_restarts_opted_in_workloads_before_the_status() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup_with(true);
+    let mut obj = object(&identity);
+    obj.status = Some(gitseal_manifest::types::SealedSecretStatus {
+        data_hash: Some("hmac-sha256:old".into()),
+        ..Default::default()
+    });
+    let server = tokio::spawn(async move {
+        // The Secret exists with old data.
+        let (p, _, send) = next(&mut handle).await;
+        assert_eq!(p.method, "GET");
+        let mut existing = expected_secret_patch();
+        existing["data"] = json!({"password": "b2xk"});
+        respond(send, 200, existing);
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(
+            (p.method.as_str(), p.uri.path()),
+            ("PATCH", "/api/v1/namespaces/app/secrets/db")
+        );
+        respond(send, 200, body);
+
+        // Deployments: one opted in (no hash yet: patched, the data changed),
+        // one not opted in (left alone).
+        let (p, _, send) = next(&mut handle).await;
+        assert_eq!(p.uri.path(), "/apis/apps/v1/namespaces/app/deployments");
+        let deployment = |name: &str, annotations: Value| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": "app", "annotations": annotations},
+                "spec": {"selector": {}, "template": {"metadata": {}}},
+            })
+        };
+        respond(
+            send,
+            200,
+            json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [
+                deployment("web", json!({"gitseal.dev/restart-on-change": "cache, db"})),
+                deployment("other", json!({})),
+            ]}),
+        );
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "PATCH");
+        assert_eq!(p.uri.path(), "/apis/apps/v1/namespaces/app/deployments/web");
+        assert_eq!(p.headers["content-type"], "application/merge-patch+json");
+        let hash = body["spec"]["template"]["metadata"]["annotations"]
+            ["gitseal.dev/secret-hash.db"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(hash.starts_with("hmac-sha256:"), "{body}");
+        respond(send, 200, deployment("web", json!({})));
+        for kind in ["statefulsets", "daemonsets"] {
+            let (p, _, send) = next(&mut handle).await;
+            assert_eq!(p.uri.path(), format!("/apis/apps/v1/namespaces/app/{kind}"));
+            respond(send, 200, empty_list());
+        }
+
+        // Then the status, carrying the hash the workload got.
+        let (p, body, send) = next(&mut handle).await;
+        assert!(
+            p.uri.path().ends_with("/sealedsecrets/db/status"),
+            "{}",
+            p.uri
+        );
+        assert_eq!(body["status"]["dataHash"], hash.as_str());
+        respond(send, 200, ss_reply(&body));
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "POST");
+        respond(send, 201, body);
+    });
+    let action = reconcile::reconcile(Arc::new(obj), ctx).await;
+    assert!(action.is_ok(), "{action:?}");
+    server.await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn invalid_refresh_interval_is_invalid_spec_and_touches_no_secret() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup_with(true);
+    let mut obj = object(&identity);
+    obj.spec.vault_data.insert(
+        "token".into(),
+        gitseal_manifest::types::VaultReference {
+            mount: "secret".into(),
+            path: "app/api".into(),
+            field: "token".into(),
+            version: None,
+            kv: None,
+        },
+    );
+    obj.spec.refresh_interval = Some("every hour".into());
+    let server = tokio::spawn(async move {
+        // No Vault read, no GET/PATCH of the Secret, no rollout: the status.
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "PATCH");
+        assert!(
+            p.uri.path().ends_with("/sealedsecrets/db/status"),
+            "{}",
+            p.uri
+        );
+        let c = &body["status"]["conditions"][0];
+        assert_eq!(c["status"], "False");
+        assert_eq!(c["reason"], "InvalidSpec");
+        assert!(
+            c["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("spec.refreshInterval \"every hour\" is not a duration"),
+            "{body}"
+        );
+        respond(send, 200, ss_reply(&body));
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "POST");
+        assert_eq!(body["reason"], "InvalidSpec");
+        respond(send, 201, body);
+    });
+    match reconcile::reconcile(Arc::new(obj), ctx).await {
+        Err(Error::Items { reason, .. }) => {
+            assert_eq!(reason, gitseal_controller::Reason::InvalidSpec)
+        }
+        other => panic!("expected InvalidSpec, got {other:?}"),
+    }
+    server.await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn rollout_off_lists_no_workloads() {
+    let Setup {
+        ctx,
+        mut handle,
+        identity,
+    } = setup_with(false);
+    let obj = Arc::new(object(&identity));
+    let server = tokio::spawn(async move {
+        let (_, _, send) = next(&mut handle).await; // GET
+        respond(send, 404, status(404, "NotFound"));
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.uri.path(), "/api/v1/namespaces/app/secrets/db");
+        respond(send, 200, body);
+        // Straight to the status: no apps/v1 list.
+        let (p, body, send) = next(&mut handle).await;
+        assert!(
+            p.uri.path().ends_with("/sealedsecrets/db/status"),
+            "{}",
+            p.uri
+        );
+        respond(send, 200, ss_reply(&body));
+        let (p, body, send) = next(&mut handle).await;
+        assert_eq!(p.method, "POST");
+        respond(send, 201, body);
+    });
+    let action = reconcile::reconcile(obj, ctx).await;
+    assert!(action.is_ok(), "{action:?}");
+    server.await.unwrap_or_else(|e| panic!("{e}"));
 }

@@ -1,6 +1,7 @@
 //! `gitseal seal`: Secret manifests in, SealedSecret manifests out; `--raw`
 //! for one value; `--merge-into` to add or replace items of an existing
-//! SealedSecret file without touching its other sealed values.
+//! SealedSecret file without touching its other sealed values;
+//! `--from-vault ITEM=REF` to add Vault references (`spec.vaultData`).
 //!
 //! Also the input/output helpers shared by `unseal` and `pubkey`.
 #![allow(clippy::print_stderr)]
@@ -17,6 +18,8 @@ use gitseal_manifest::keyring::{Keyring, DEFAULT_PATH};
 use gitseal_manifest::merge::{self, MergeOptions};
 use gitseal_manifest::output::{self, Format};
 use gitseal_manifest::seal::{self as sealing, Others, SealOptions};
+use gitseal_manifest::types::{KvVersion, VaultReference};
+use serde_yaml::{Mapping, Value};
 
 use crate::exit::{coded, Exit};
 
@@ -80,6 +83,16 @@ impl From<ScopeArg> for Scope {
     | gitseal seal --keyring .gitseal/keys.yaml --env prod --namespace prod > db.sealed.yaml
   gitseal seal -r age1… --merge-into db.sealed.yaml -f new-items.yaml
   printf '%s' \"$TOKEN\" | gitseal seal --raw -r age1… --namespace prod --name api --key token
+  gitseal seal -r age1… -f secret.yaml --from-vault password=kv/prod/db#password@3
+  gitseal seal --merge-into db.sealed.yaml --from-vault token=kv1:secret/prod/api#token
+
+--from-vault ITEM=REF adds item ITEM as a Vault reference (spec.vaultData),
+read by the controller at reconcile time. REF is
+[kv1:|kv2:]MOUNT/PATH#FIELD[@VERSION] (KV v2 unless kv1:). Without
+--merge-into the input must hold exactly one Secret, and ITEM must not be
+one of its data items. With --merge-into the file must hold exactly one
+SealedSecret; a sealed item of the same name is replaced by the reference,
+and -f may be left out (no recipients needed then).
 
 --raw seals the exact bytes read (a trailing newline from `echo` is sealed
 too: use printf '%s'). Exit codes: 0 ok, 2 bad usage or input (nothing is
@@ -140,6 +153,48 @@ pub struct Args {
     /// file, in place. Other sealed values and documents stay byte for byte.
     #[arg(long, value_name = "SEALED_FILE", conflicts_with_all = ["raw", "output", "format", "pass_through"])]
     pub merge_into: Option<PathBuf>,
+
+    /// Add item ITEM as a Vault reference (spec.vaultData); repeatable. REF is
+    /// [kv1:|kv2:]MOUNT/PATH#FIELD[@VERSION], e.g. kv/app/db#password@3.
+    #[arg(long = "from-vault", value_name = "ITEM=REF", value_parser = parse_from_vault, conflicts_with = "raw")]
+    pub from_vault: Vec<(String, VaultReference)>,
+}
+
+/// Parses `ITEM=REF` of `--from-vault` (REF in `gitseal_vault::VaultRef`'s
+/// text form).
+fn parse_from_vault(text: &str) -> Result<(String, VaultReference), String> {
+    let Some((item, reference)) = text.split_once('=') else {
+        return Err(format!(
+            "expected ITEM=REF with REF {}",
+            gitseal_vault::TEXT_FORM
+        ));
+    };
+    let item_ok = !item.is_empty()
+        && item.len() <= 253
+        && item
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !item_ok {
+        return Err(format!(
+            "item key {:?} is not a valid Secret key (letters, digits, '-', '_', '.')",
+            item.chars().take(64).collect::<String>()
+        ));
+    }
+    let r: gitseal_vault::VaultRef = reference.parse().map_err(|e| format!("{e}"))?;
+    let kv = match r.kv() {
+        gitseal_vault::KvVersion::V1 => Some(KvVersion::V1),
+        _ => None,
+    };
+    Ok((
+        item.to_string(),
+        VaultReference {
+            mount: r.mount().to_string(),
+            path: r.path().to_string(),
+            field: r.field().to_string(),
+            version: r.version(),
+            kv,
+        },
+    ))
 }
 
 /// Reads a file, or standard input for `-`. Returns its name for messages.
@@ -241,6 +296,13 @@ fn recipients(args: &Args) -> anyhow::Result<(Vec<Recipient>, Option<Scope>)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    check_unique_items(&args.from_vault)?;
+    if let Some(target) = &args.merge_into {
+        if args.files.is_empty() && !args.from_vault.is_empty() {
+            // Only Vault references: nothing to seal, no recipients needed.
+            return run_merge_vault_only(&args, target);
+        }
+    }
     let (recipients, scope) = recipients(&args)?;
     if args.raw {
         return run_raw(&args, &recipients, scope.unwrap_or_default());
@@ -259,7 +321,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Others::Refuse
         },
     };
-    let sealed = sealing::seal_documents(&docs, &opts)?;
+    let mut sealed = sealing::seal_documents(&docs, &opts)?;
+    if !args.from_vault.is_empty() {
+        add_vault_to_sealed(&docs, &mut sealed, &args.from_vault)?;
+    }
     let text = output::render(&sealed, args.format.into())?;
     write_output(args.output.as_deref(), &text, NewFileMode::Public)?;
     Ok(ExitCode::SUCCESS)
@@ -313,10 +378,172 @@ fn run_merge(
         scope,
         namespace: args.namespace.as_deref(),
     };
-    let merged = merge::merge_into(&file, &secrets, &opts)?;
+    let mut merged = merge::merge_into(&file, &secrets, &opts)?;
+    if !args.from_vault.is_empty() {
+        let (text, mut changes) = merge_vault(target, &merged.text, &args.from_vault)?;
+        merged.text = text;
+        merged.changes.append(&mut changes);
+    }
     files::write_atomic(target, merged.text.as_bytes(), NewFileMode::Public)?;
     for change in &merged.changes {
         eprintln!("{}: {change}", target.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_merge_vault_only(args: &Args, target: &Path) -> anyhow::Result<ExitCode> {
+    let text = files::read_to_string(target)?;
+    let (text, changes) = merge_vault(target, &text, &args.from_vault)?;
+    files::write_atomic(target, text.as_bytes(), NewFileMode::Public)?;
+    for change in &changes {
+        eprintln!("{}: {change}", target.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_unique_items(items: &[(String, VaultReference)]) -> anyhow::Result<()> {
+    for (i, (item, _)) in items.iter().enumerate() {
+        if items[..i].iter().any(|(other, _)| other == item) {
+            bail!("--from-vault names item {item:?} twice; give each item once");
+        }
+    }
+    Ok(())
+}
+
+fn vault_value(reference: &VaultReference) -> anyhow::Result<Value> {
+    serde_yaml::to_value(reference).context("encoding a Vault reference")
+}
+
+/// Adds the `--from-vault` items to the one SealedSecret sealed from the input.
+fn add_vault_to_sealed(
+    inputs: &[Document],
+    docs: &mut [output::OutputDocument],
+    items: &[(String, VaultReference)],
+) -> anyhow::Result<()> {
+    // One output document per input document, in order: the sealed Secrets
+    // (not SealedSecrets passed through unchanged) are the candidates.
+    let mut sealed: Vec<&mut output::OutputDocument> = docs
+        .iter_mut()
+        .zip(inputs)
+        .filter(|(_, input)| input.kind() == Some("Secret"))
+        .map(|(d, _)| d)
+        .collect();
+    let doc = match sealed.as_mut_slice() {
+        [one] => one,
+        other => bail!(
+            "--from-vault adds items to one SealedSecret, but the input holds {} Secrets; seal them one at a time",
+            other.len()
+        ),
+    };
+    let spec = doc
+        .value
+        .get_mut("spec")
+        .and_then(Value::as_mapping_mut)
+        .context("the sealed document has no spec")?;
+    if let Some(Value::Mapping(data)) = spec.get("encryptedData") {
+        for (item, _) in items {
+            if data.contains_key(item.as_str()) {
+                bail!(
+                    "item {item:?} is both in the Secret and in --from-vault; keep it in one of them"
+                );
+            }
+        }
+    }
+    let vault = child_mapping(spec, "vaultData");
+    for (item, reference) in items {
+        vault.insert(item.as_str().into(), vault_value(reference)?);
+    }
+    Ok(())
+}
+
+fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
+    let entry = map
+        .entry(key.into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !entry.is_mapping() {
+        *entry = Value::Mapping(Mapping::new());
+    }
+    match entry {
+        Value::Mapping(m) => m,
+        _ => unreachable!("just made a mapping"),
+    }
+}
+
+/// Adds or replaces the `--from-vault` items in the one SealedSecret of the
+/// file `text` (a sealed item of the same name is removed). Other documents
+/// keep their text; the changed one keeps its leading comments and key order.
+fn merge_vault(
+    target: &Path,
+    text: &str,
+    items: &[(String, VaultReference)],
+) -> anyhow::Result<(String, Vec<String>)> {
+    let origin = target.display().to_string();
+    let mut file = input::parse_file(text, &origin)?;
+    let docs = input::documents(&file)?;
+    let targets: Vec<&Document> = docs
+        .iter()
+        .filter(|d| d.kind() == Some("SealedSecret"))
+        .collect();
+    let at = match targets.as_slice() {
+        [one] => one.at.clone(),
+        other => bail!(
+            "{origin}: --from-vault with --merge-into needs a file holding exactly one SealedSecret; it holds {}",
+            other.len()
+        ),
+    };
+    let doc = file
+        .documents
+        .get_mut(at.document)
+        .context("the SealedSecret moved while merging")?;
+    let object = match at.list_item {
+        Some(i) => doc
+            .value
+            .get_mut("items")
+            .and_then(Value::as_sequence_mut)
+            .and_then(|s| s.get_mut(i)),
+        None => Some(&mut doc.value),
+    }
+    .and_then(Value::as_mapping_mut)
+    .context("the SealedSecret is not a mapping")?;
+    let name = object
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no name)")
+        .to_string();
+    let spec = child_mapping(object, "spec");
+    let mut changes = Vec::new();
+    for (item, reference) in items {
+        if let Some(Value::Mapping(data)) = spec.get_mut("encryptedData") {
+            if data.shift_remove(item.as_str()).is_some() {
+                changes.push(format!(
+                    "item {item:?} of {name} was sealed; now a Vault reference"
+                ));
+            }
+            if data.is_empty() {
+                spec.shift_remove("encryptedData");
+            }
+        }
+        let vault = child_mapping(spec, "vaultData");
+        let replaced = vault
+            .insert(item.as_str().into(), vault_value(reference)?)
+            .is_some();
+        changes.push(format!(
+            "{} Vault item {item:?} {} {name}",
+            if replaced { "replaced" } else { "added" },
+            if replaced { "in" } else { "to" },
+        ));
+    }
+    let range = doc.range.clone();
+    let text = &file.text;
+    let new_doc = gitseal_manifest::merge::render_document(
+        text.get(range.clone()).unwrap_or_default(),
+        &doc.value,
+        file.syntax,
+    )?;
+    let mut out = String::with_capacity(text.len() + 256);
+    out.push_str(text.get(..range.start).unwrap_or_default());
+    out.push_str(&new_doc);
+    out.push_str(text.get(range.end..).unwrap_or_default());
+    Ok((out, changes))
 }

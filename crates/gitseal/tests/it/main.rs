@@ -1,6 +1,8 @@
 //! CLI tests: run the built `gitseal` binary as a user would, and check
 //! its output, files, exit codes, and that no error shows a plaintext.
 
+mod from_vault;
 mod keys;
+mod keys_remote;
 mod seal_unseal;
 mod support;
