@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::BoxFuture;
-use gitseal_crypto::{Binding, Envelope, Scope};
+use gitseal_crypto::{Binding, Envelope, Opener, Scope};
 use gitseal_manifest::types::VaultReference;
 use secrecy::SecretSlice;
 
@@ -52,6 +52,8 @@ pub fn open_sealed(
     out: &mut Resolved,
 ) {
     let active = keys.active().map(|k| k.identity.key_id());
+    // The values of one object share an encapsulation per key: one X25519.
+    let mut opener = Opener::new(keys.identities());
     for (item, text) in items {
         let fail = |reason: Reason, message: String| ItemFailure {
             item: item.clone(),
@@ -69,7 +71,7 @@ pub fn open_sealed(
             }
         };
         let expected = Binding::new(scope, namespace, name, item);
-        match envelope.open(keys.identities(), &expected) {
+        match opener.open(&envelope, &expected) {
             Ok(value) => {
                 // The first of the value's key ids that we hold opened it.
                 let used = envelope

@@ -1,8 +1,9 @@
-//! Seal and open of one value, and sealing a 50-item Secret's worth of values.
+//! Seal and open of one value, sealing a 50-item Secret with one `Sealer`,
+//! and opening a 10-item Secret with one `Opener` (as the controller does).
 //! `cargo bench -p gitseal-crypto --bench envelope`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gitseal_crypto::{seal, Binding, Envelope, Identity, Scope};
+use gitseal_crypto::{seal, Binding, Envelope, Identity, Opener, Scope, Sealer};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -57,13 +58,38 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || (),
             |()| {
+                let mut sealer = Sealer::new(&recipients).expect("sealer");
                 for (k, v) in &items {
                     let binding = Binding::new(Scope::Strict, "prod", "app", k);
-                    black_box(seal(v, &recipients, &binding).expect("seal").to_string());
+                    black_box(sealer.seal(v, &binding).expect("seal").to_string());
                 }
             },
             BatchSize::SmallInput,
         )
+    });
+    g.finish();
+
+    // What the controller does per SealedSecret: parse and open every item
+    // with one opener (one X25519 for the object). Throughput is per value.
+    let mut g = c.benchmark_group("secret-10-items");
+    g.throughput(Throughput::Elements(10));
+    let mut sealer = Sealer::new(&recipients).expect("sealer");
+    let object: Vec<(Binding, String)> = items[..10]
+        .iter()
+        .map(|(k, v)| {
+            let binding = Binding::new(Scope::Strict, "prod", "app", k);
+            let text = sealer.seal(v, &binding).expect("seal").to_string();
+            (binding, text)
+        })
+        .collect();
+    g.bench_function("parse and open 10 items", |b| {
+        b.iter(|| {
+            let mut opener = Opener::new(&ids);
+            for (binding, text) in &object {
+                let envelope = Envelope::parse(black_box(text)).expect("parse");
+                black_box(opener.open(&envelope, binding).expect("open"));
+            }
+        })
     });
     g.finish();
 }

@@ -20,11 +20,15 @@
 //!
 //! Keys: a fresh random 32-byte data key per value. For each recipient,
 //! HPKE base mode (RFC 9180, [`crate::hpke`]) with info `gitseal/v1 wrap`
-//! gives a context whose secret export (`gitseal/v1 data key`, 32 bytes) is
-//! XORed onto the data key. The value key is HKDF-Expand-SHA256 with the
-//! (uniformly random) data key as PRK and info `gitseal/v1 value key`, so a
-//! flipped bit in a wrapped key gives an unrelated value key and the tag
-//! check fails. The value key is used once,
+//! gives an export-only context; its secret export with context
+//! `gitseal/v1 data key` ‖ the binding's header encoding (32 bytes) is XORed
+//! onto the data key. The values of one object are sealed by one [`Sealer`]
+//! and share one encapsulation (`enc`) per recipient; the binding in the
+//! export context gives each of them its own wrapping key, and a sealer
+//! refuses to use a binding twice. The value key is HKDF-Expand-SHA256 with
+//! the (uniformly random) data key as PRK and info `gitseal/v1 value key`,
+//! so a flipped bit in a wrapped key gives an unrelated value key and the
+//! tag check fails. The value key is used once,
 //! so the nonce is zero. One recipient costs 72 bytes, and the fixed part is
 //! 2 bytes + one length byte per binding string + the 16-byte tag: 93 bytes
 //! with one recipient, plus the binding's own text (see `docs/envelope.md`).
@@ -33,6 +37,7 @@
 //! without any private key, but an opener never trusts it: [`Envelope::open`]
 //! takes the binding computed from where the value actually sits.
 
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -285,7 +290,8 @@ fn xor32(a: &mut [u8; 32], b: &[u8; 32]) {
     }
 }
 
-/// Seals `plaintext` to every recipient, bound to `binding`.
+/// Seals `plaintext` to every recipient, bound to `binding`: a [`Sealer`]
+/// used for one value.
 ///
 /// Duplicate recipients are sealed to once. Errors: no recipients, more than
 /// [`MAX_RECIPIENTS`], an empty or over-long binding field, or a recipient
@@ -295,52 +301,271 @@ pub fn seal(
     recipients: &[Recipient],
     binding: &Binding,
 ) -> Result<Envelope, Error> {
-    binding.validate()?;
-    let mut unique: Vec<&Recipient> = Vec::with_capacity(recipients.len());
-    for r in recipients {
-        if !unique.contains(&r) {
-            unique.push(r);
+    Sealer::new(recipients)?.seal(plaintext, binding)
+}
+
+/// The HPKE export context that wraps the data key of the value bound to
+/// `binding`: the fixed label, then the binding's header encoding. The
+/// label has a fixed length and the encoding is self-delimiting, so
+/// different bindings always give different contexts.
+fn export_context(binding: &Binding) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(EXPORT_CONTEXT.len() + 4 + 3 * 32);
+    ctx.extend_from_slice(EXPORT_CONTEXT);
+    binding.encode(&mut ctx);
+    ctx
+}
+
+/// One recipient's half of a [`Sealer`]: its key id, the encapsulated key
+/// and the sender's export-only HPKE context.
+struct SenderStanza {
+    key_id: KeyId,
+    enc: [u8; hpke::N_ENC],
+    exporter: hpke::Exporter,
+}
+
+/// Seals the values of one object. It does one HPKE encapsulation per
+/// recipient, when it is made, and shares it between all the values it
+/// seals: each value still gets its own random data key, wrapped with the
+/// HPKE secret export whose context is that value's binding. Sealing 50
+/// items to one recipient costs two X25519 operations instead of a hundred,
+/// and an opener that remembers decapsulations ([`Opener`]) opens them with
+/// one.
+///
+/// Every value a sealer seals must have a different binding (so a different
+/// wrapping key); [`Sealer::seal`] refuses a binding it has already used
+/// with [`Error::BindingReused`]. Use one sealer per object.
+pub struct Sealer {
+    stanzas: Vec<SenderStanza>,
+    used: HashSet<Binding>,
+}
+
+impl Sealer {
+    /// Encapsulates to each recipient (duplicates once). Errors: no
+    /// recipients, more than [`MAX_RECIPIENTS`], or a recipient that is a
+    /// low-order point.
+    pub fn new(recipients: &[Recipient]) -> Result<Sealer, Error> {
+        let mut unique: Vec<&Recipient> = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            if !unique.contains(&r) {
+                unique.push(r);
+            }
+        }
+        if unique.is_empty() {
+            return Err(Error::NoRecipients);
+        }
+        if unique.len() > MAX_RECIPIENTS {
+            return Err(Error::TooManyRecipients {
+                max: MAX_RECIPIENTS,
+            });
+        }
+        let stanzas = unique
+            .into_iter()
+            .map(|r| {
+                let (enc, exporter) =
+                    hpke::setup_base_s_exporter(r.public_key(), key_schedule_context()).map_err(
+                        |_| Error::InvalidRecipient {
+                            reason: "the key is a low-order point",
+                        },
+                    )?;
+                Ok(SenderStanza {
+                    key_id: r.key_id(),
+                    enc,
+                    exporter,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Sealer {
+            stanzas,
+            used: HashSet::new(),
+        })
+    }
+
+    /// Seals `plaintext` bound to `binding`. Errors: an empty or over-long
+    /// binding field, or a binding this sealer has already sealed a value
+    /// for ([`Error::BindingReused`]).
+    pub fn seal(&mut self, plaintext: &[u8], binding: &Binding) -> Result<Envelope, Error> {
+        binding.validate()?;
+        if self.used.contains(binding) {
+            return Err(Error::BindingReused);
+        }
+        let context = export_context(binding);
+        let mut data_key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut data_key[..]);
+        let mut stanzas = Vec::with_capacity(self.stanzas.len());
+        for s in &self.stanzas {
+            let mut wrapped = [0u8; 32];
+            s.exporter
+                .export(&context, &mut wrapped)
+                .map_err(|_| Error::DoesNotOpen)?;
+            xor32(&mut wrapped, &data_key);
+            stanzas.push(Stanza {
+                key_id: s.key_id,
+                enc: s.enc,
+                wrapped,
+            });
+        }
+        let header = encode_header(binding, &stanzas);
+        let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
+        ciphertext.extend_from_slice(plaintext);
+        value_cipher(&data_key)
+            .encrypt_in_place(&[0u8; 12].into(), &header, &mut ciphertext)
+            .map_err(|_| Error::ValueTooLong)?;
+        self.used.insert(binding.clone());
+        Ok(Envelope {
+            binding: binding.clone(),
+            stanzas,
+            ciphertext,
+        })
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field(
+                "key_ids",
+                &self.stanzas.iter().map(|s| s.key_id).collect::<Vec<_>>(),
+            )
+            .field("sealed", &self.used.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most decapsulations an [`Opener`] remembers; the oldest is forgotten
+/// first. An object's values share one per recipient, so a handful is
+/// plenty; the bound keeps a long-lived opener small.
+const OPENER_CACHE: usize = 64;
+
+/// Opens envelopes with a set of identities, remembering each HPKE
+/// decapsulation (identity, `enc`) it has done, so the values of one object
+/// sealed by one [`Sealer`] cost one X25519 operation between them.
+///
+/// What it remembers are HPKE exporter secrets: key material, zeroized when
+/// forgotten or dropped. Keep an opener as long as the identities, e.g. one
+/// per reconcile or per file.
+pub struct Opener<'a> {
+    identities: &'a [Identity],
+    cache: VecDeque<(usize, [u8; hpke::N_ENC], Option<hpke::Exporter>)>,
+}
+
+impl<'a> Opener<'a> {
+    /// An opener for `identities`, remembering nothing yet.
+    pub fn new(identities: &'a [Identity]) -> Self {
+        Opener {
+            identities,
+            cache: VecDeque::new(),
         }
     }
-    if unique.is_empty() {
-        return Err(Error::NoRecipients);
-    }
-    if unique.len() > MAX_RECIPIENTS {
-        return Err(Error::TooManyRecipients {
-            max: MAX_RECIPIENTS,
-        });
+
+    /// The identities this opener opens with.
+    pub fn identities(&self) -> &'a [Identity] {
+        self.identities
     }
 
-    let mut data_key = Zeroizing::new([0u8; 32]);
-    OsRng.fill_bytes(&mut data_key[..]);
-    let mut stanzas = Vec::with_capacity(unique.len());
-    for r in unique {
-        let (enc, ctx) =
-            hpke::setup_base_s(r.public_key(), HPKE_INFO).map_err(|_| Error::InvalidRecipient {
-                reason: "the key is a low-order point",
-            })?;
-        let mut wrapped = [0u8; 32];
-        ctx.export(EXPORT_CONTEXT, &mut wrapped)
-            .map_err(|_| Error::DoesNotOpen)?;
-        xor32(&mut wrapped, &data_key);
-        stanzas.push(Stanza {
-            key_id: r.key_id(),
-            enc,
-            wrapped,
-        });
+    /// How many decapsulations (X25519 operations) this opener remembers:
+    /// the number it has done, up to its bound of 64.
+    pub fn decapsulations(&self) -> usize {
+        self.cache.len()
     }
 
-    let header = encode_header(binding, &stanzas);
-    let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
-    ciphertext.extend_from_slice(plaintext);
-    value_cipher(&data_key)
-        .encrypt_in_place(&[0u8; 12].into(), &header, &mut ciphertext)
-        .map_err(|_| Error::ValueTooLong)?;
-    Ok(Envelope {
-        binding: binding.clone(),
-        stanzas,
-        ciphertext,
-    })
+    /// The exporter of identity `index` for `enc`, decapsulating on a miss.
+    /// `None` when `enc` is not a usable public key.
+    fn exporter(&mut self, index: usize, enc: &[u8; hpke::N_ENC]) -> Option<&hpke::Exporter> {
+        let pos = match self
+            .cache
+            .iter()
+            .position(|(i, e, _)| *i == index && e == enc)
+        {
+            Some(pos) => pos,
+            None => {
+                let identity = self.identities.get(index)?;
+                let exporter = hpke::setup_base_r_exporter(
+                    enc,
+                    identity.secret(),
+                    identity.recipient().public_key(),
+                    key_schedule_context(),
+                )
+                .ok();
+                if self.cache.len() == OPENER_CACHE {
+                    self.cache.pop_front();
+                }
+                self.cache.push_back((index, *enc, exporter));
+                self.cache.len() - 1
+            }
+        };
+        self.cache.get(pos).and_then(|(_, _, e)| e.as_ref())
+    }
+
+    /// Opens `envelope` with whichever identity it was sealed to, checking
+    /// it against `expected`: the binding computed from where the value
+    /// actually sits (not the header's).
+    ///
+    /// Errors: [`Error::UnknownKey`] when none of the identities is a
+    /// recipient; otherwise one opaque [`Error::DoesNotOpen`] whatever the
+    /// cause (altered, moved, wrong scope).
+    pub fn open(
+        &mut self,
+        envelope: &Envelope,
+        expected: &Binding,
+    ) -> Result<SecretSlice<u8>, Error> {
+        let identities = self.identities;
+        let candidates: Vec<(&Stanza, usize)> = envelope
+            .stanzas
+            .iter()
+            .flat_map(|s| {
+                identities
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, i)| i.key_id() == s.key_id)
+                    .map(move |(index, _)| (s, index))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::UnknownKey {
+                sealed_to: envelope.key_ids(),
+            });
+        }
+        if envelope.binding != *expected {
+            return Err(Error::DoesNotOpen);
+        }
+        let header = encode_header(expected, &envelope.stanzas);
+        let context = export_context(expected);
+        for (stanza, index) in candidates {
+            let Some(exporter) = self.exporter(index, &stanza.enc) else {
+                continue;
+            };
+            let mut data_key = Zeroizing::new([0u8; 32]);
+            if exporter.export(&context, &mut data_key[..]).is_err() {
+                continue;
+            }
+            xor32(&mut data_key, &stanza.wrapped);
+            let mut buf = Zeroizing::new(envelope.ciphertext.clone());
+            if value_cipher(&data_key)
+                .decrypt_in_place(&[0u8; 12].into(), &header, &mut *buf)
+                .is_ok()
+            {
+                let out: Box<[u8]> = buf.as_slice().into();
+                return Ok(SecretSlice::from(out));
+            }
+        }
+        Err(Error::DoesNotOpen)
+    }
+}
+
+impl fmt::Debug for Opener<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener")
+            .field(
+                "key_ids",
+                &self
+                    .identities
+                    .iter()
+                    .map(Identity::key_id)
+                    .collect::<Vec<_>>(),
+            )
+            .field("decapsulations", &self.cache.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Envelope {
@@ -447,7 +672,8 @@ impl Envelope {
 
     /// Opens the value with whichever of `identities` it was sealed to,
     /// checking it against `expected`: the binding computed from where the
-    /// value actually sits (not the header's).
+    /// value actually sits (not the header's). To open several values of one
+    /// object, an [`Opener`] does the X25519 work once.
     ///
     /// Errors: [`Error::UnknownKey`] when none of the identities is a
     /// recipient; otherwise one opaque [`Error::DoesNotOpen`] whatever the
@@ -457,49 +683,7 @@ impl Envelope {
         identities: &[Identity],
         expected: &Binding,
     ) -> Result<SecretSlice<u8>, Error> {
-        let mut candidates = self
-            .stanzas
-            .iter()
-            .flat_map(|s| {
-                identities
-                    .iter()
-                    .filter(move |i| i.key_id() == s.key_id)
-                    .map(move |i| (s, i))
-            })
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(Error::UnknownKey {
-                sealed_to: self.key_ids(),
-            });
-        }
-        if self.binding != *expected {
-            return Err(Error::DoesNotOpen);
-        }
-        let header = encode_header(expected, &self.stanzas);
-        for (stanza, identity) in candidates {
-            let Ok(ctx) = hpke::setup_base_r_exporter(
-                &stanza.enc,
-                identity.secret(),
-                identity.recipient().public_key(),
-                key_schedule_context(),
-            ) else {
-                continue;
-            };
-            let mut data_key = Zeroizing::new([0u8; 32]);
-            if ctx.export(EXPORT_CONTEXT, &mut data_key[..]).is_err() {
-                continue;
-            }
-            xor32(&mut data_key, &stanza.wrapped);
-            let mut buf = Zeroizing::new(self.ciphertext.clone());
-            if value_cipher(&data_key)
-                .decrypt_in_place(&[0u8; 12].into(), &header, &mut *buf)
-                .is_ok()
-            {
-                let out: Box<[u8]> = buf.as_slice().into();
-                return Ok(SecretSlice::from(out));
-            }
-        }
-        Err(Error::DoesNotOpen)
+        Opener::new(identities).open(self, expected)
     }
 }
 
@@ -551,5 +735,63 @@ impl<'a> Reader<'a> {
         }
         let raw = self.take(len, "truncated binding field")?;
         String::from_utf8(raw.to_vec()).map_err(|_| Error::Malformed("binding field is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The key derivation exactly as `docs/envelope.md` specifies it.
+
+    use super::*;
+
+    #[test]
+    fn the_wrapping_key_is_the_hpke_export_under_the_values_binding() {
+        let id = Identity::generate();
+        let a = Binding::new(Scope::Strict, "prod", "db", "a");
+        let b = Binding::new(Scope::Strict, "prod", "db", "b");
+        let mut sealer = Sealer::new(&[id.recipient().clone()]).expect("sealer");
+        let env = sealer.seal(b"value", &a).expect("seal");
+        let stanza = &env.stanzas[0];
+
+        let exporter = hpke::setup_base_r_exporter(
+            &stanza.enc,
+            id.secret(),
+            id.recipient().public_key(),
+            &hpke::KeyScheduleContext::base(b"gitseal/v1 wrap"),
+        )
+        .expect("decap");
+        let header = encode_header(&a, &env.stanzas);
+        let unwrap = |binding: &Binding| {
+            let mut ctx = b"gitseal/v1 data key".to_vec();
+            binding.encode(&mut ctx);
+            let mut dk = [0u8; 32];
+            exporter.export(&ctx, &mut dk).expect("export");
+            xor32(&mut dk, &stanza.wrapped);
+            let mut buf = env.ciphertext.clone();
+            value_cipher(&dk)
+                .decrypt_in_place(&[0u8; 12].into(), &header, &mut buf)
+                .map(|()| buf)
+        };
+        assert_eq!(unwrap(&a).expect("opens"), b"value");
+        // Same enc, same header, another binding in the export context.
+        assert!(unwrap(&b).is_err());
+    }
+
+    #[test]
+    fn export_contexts_of_different_bindings_differ() {
+        let all = [
+            Binding::new(Scope::Strict, "ab", "c", "d"),
+            Binding::new(Scope::Strict, "a", "bc", "d"),
+            Binding::new(Scope::Strict, "a", "b", "cd"),
+            Binding::new(Scope::Namespace, "ab", "", "c"),
+            Binding::new(Scope::Namespace, "a", "", "bc"),
+            Binding::new(Scope::Cluster, "", "", "abc"),
+            Binding::new(Scope::Cluster, "", "", "ab"),
+        ];
+        for (i, x) in all.iter().enumerate() {
+            for y in &all[i + 1..] {
+                assert_ne!(export_context(x), export_context(y), "{x} vs {y}");
+            }
+        }
     }
 }

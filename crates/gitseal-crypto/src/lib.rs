@@ -21,7 +21,9 @@ pub mod envelope;
 pub mod hpke;
 pub mod keys;
 
-pub use envelope::{is_sealed, seal, Binding, Envelope, Scope, MAX_RECIPIENTS, PREFIX};
+pub use envelope::{
+    is_sealed, seal, Binding, Envelope, Opener, Scope, Sealer, MAX_RECIPIENTS, PREFIX,
+};
 pub use keys::{Identity, KeyId, Recipient};
 
 /// Everything that can go wrong in this crate. Messages never contain a
@@ -76,6 +78,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A [`Sealer`] was asked to seal a second value with a binding it has
+    /// already used: the two would share a wrapping key.
+    #[error("this sealer has already sealed a value for this binding; seal each item of an object once, with one sealer per object")]
+    BindingReused,
     /// The value is too long for the cipher (256 GiB).
     #[error("value too long to seal")]
     ValueTooLong,

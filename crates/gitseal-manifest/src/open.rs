@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use gitseal_crypto::{Binding, Envelope, Identity, Scope};
+use gitseal_crypto::{Binding, Envelope, Identity, Opener, Scope};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde_yaml::{Mapping, Value};
@@ -212,10 +212,11 @@ pub fn describe_mismatch(sealed_for: &Binding, found: &Binding) -> Option<String
 }
 
 /// Opens one sealed value sitting at item `key` of the SealedSecret
-/// `namespace`/`name` with `scope`.
+/// `namespace`/`name` with `scope`. Use one `opener` for the items of an
+/// object: they share their X25519 work.
 pub fn open_value(
     text: &str,
-    identities: &[Identity],
+    opener: &mut Opener<'_>,
     scope: Scope,
     namespace: &str,
     name: &str,
@@ -228,12 +229,12 @@ pub fn open_value(
         source,
     })?;
     let expected = Binding::new(scope, namespace, name, key);
-    envelope.open(identities, &expected).map_err(|e| match e {
+    opener.open(&envelope, &expected).map_err(|e| match e {
         gitseal_crypto::Error::UnknownKey { sealed_to } => Error::UnknownKey {
             at: Box::new(at.clone()),
             item: key.to_string(),
             sealed_to,
-            have: identities.iter().map(Identity::key_id).collect(),
+            have: opener.identities().iter().map(Identity::key_id).collect(),
         },
         gitseal_crypto::Error::DoesNotOpen => Error::DoesNotOpen {
             at: Box::new(at.clone()),
@@ -270,10 +271,11 @@ pub fn open_sealed(
         at,
     )?;
     let mut items = BTreeMap::new();
+    let mut opener = Opener::new(opts.identities);
     for (key, text) in &sealed.spec.encrypted_data {
         let value = open_value(
             text,
-            opts.identities,
+            &mut opener,
             scope,
             namespace.as_deref().unwrap_or_default(),
             name,

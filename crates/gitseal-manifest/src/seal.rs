@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use gitseal_crypto::{Binding, Recipient, Scope};
+use gitseal_crypto::{Binding, Recipient, Scope, Sealer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use secrecy::ExposeSecret;
 
@@ -179,10 +179,9 @@ pub fn seal_secret(
     })
 }
 
-/// Fewest items per sealing thread worth a thread of its own.
-const PER_THREAD: usize = 8;
-
-/// Seals every item of `secret` for `namespace`/`name`.
+/// Seals every item of `secret` for `namespace`/`name`, with one
+/// [`Sealer`]: one HPKE encapsulation per recipient for the whole object,
+/// a fresh data key and a binding-specific wrapping key per item.
 pub(crate) fn seal_items(
     secret: &PlainSecret,
     name: &str,
@@ -191,47 +190,26 @@ pub(crate) fn seal_items(
     recipients: &[Recipient],
     at: &Location,
 ) -> Result<BTreeMap<String, String>, Error> {
-    let seal_one = |(key, value): (&String, &secrecy::SecretSlice<u8>)| {
-        let binding = Binding::new(scope, namespace.unwrap_or_default(), name, key);
-        gitseal_crypto::seal(value.expose_secret(), recipients, &binding)
-            .map(|envelope| (key.clone(), envelope.to_string()))
-            .map_err(|source| Error::Seal {
-                at: Box::new(at.clone()),
-                item: key.clone(),
-                source,
-            })
+    let mut items = secret.items.iter();
+    let Some(first) = items.next() else {
+        return Ok(BTreeMap::new());
     };
-    // Each value costs two X25519 operations per recipient: spread a large
-    // Secret over the cores (a 50-item Secret seals in half the time on two).
-    let items: Vec<_> = secret.items.iter().collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len() / PER_THREAD);
-    if threads <= 1 {
-        return items.into_iter().map(seal_one).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(|| {
-                    part.iter()
-                        .copied()
-                        .map(seal_one)
-                        .collect::<Result<Vec<_>, Error>>()
-                })
-            })
-            .collect();
-        let mut out = BTreeMap::new();
-        for handle in handles {
-            let sealed = handle
-                .join()
-                .map_err(|_| Error::Output("a sealing thread panicked".into()))??;
-            out.extend(sealed);
-        }
-        Ok(out)
-    })
+    let error = |key: &str, source| Error::Seal {
+        at: Box::new(at.clone()),
+        item: key.to_string(),
+        source,
+    };
+    let mut sealer = Sealer::new(recipients).map_err(|e| error(first.0, e))?;
+    std::iter::once(first)
+        .chain(items)
+        .map(|(key, value)| {
+            let binding = Binding::new(scope, namespace.unwrap_or_default(), name, key);
+            sealer
+                .seal(value.expose_secret(), &binding)
+                .map(|envelope| (key.clone(), envelope.to_string()))
+                .map_err(|e| error(key, e))
+        })
+        .collect()
 }
 
 /// Seals one value (`gitseal seal --raw`): returns the `gs1:` text.

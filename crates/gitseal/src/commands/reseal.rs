@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use gitseal_crypto::{Binding, Identity, Recipient};
+use gitseal_crypto::{Binding, Identity, Opener, Recipient, Sealer};
 use gitseal_manifest::files::{self, NewFileMode};
 use gitseal_manifest::input::{self, Syntax};
 use gitseal_manifest::keyring::{Keyring, DEFAULT_PATH};
@@ -154,8 +154,11 @@ fn reseal_text(
             ),
         };
         let mut value = doc.value.clone();
+        // One opener and one sealer per object: one X25519 per key each way.
+        let mut opener = Opener::new(identities);
+        let mut sealer = Sealer::new(recipients).with_context(|| format!("{at}: cannot seal"))?;
         for (item, old) in &sealed.spec.encrypted_data {
-            let plain = open_value(old, identities, scope, ns, name, item, at).map_err(|e| {
+            let plain = open_value(old, &mut opener, scope, ns, name, item, at).map_err(|e| {
                 if e.is_does_not_open() {
                     coded(Exit::DoesNotOpen, e.to_string())
                 } else {
@@ -163,7 +166,8 @@ fn reseal_text(
                 }
             })?;
             let binding = Binding::new(scope, ns, name, item);
-            let new = gitseal_crypto::seal(plain.expose_secret(), recipients, &binding)
+            let new = sealer
+                .seal(plain.expose_secret(), &binding)
                 .with_context(|| format!("{at}, item {item:?}: cannot seal"))?
                 .to_string();
             if let Some(slot) = value
