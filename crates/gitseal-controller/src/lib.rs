@@ -56,6 +56,10 @@ pub enum Reason {
     ScopeMismatch,
     /// Vault could not be reached (or is not configured).
     VaultUnavailable,
+    /// The controller could not log in to Vault (wrong role, secret id,
+    /// token or Kubernetes auth role): an operator has to fix its
+    /// credentials. Retried with backoff like `VaultUnavailable`.
+    VaultAuthFailed,
     /// The Vault path or version does not exist.
     VaultNotFound,
     /// The namespace may not read that Vault path.
@@ -77,6 +81,7 @@ impl Reason {
             Reason::UnknownKey => "UnknownKey",
             Reason::ScopeMismatch => "ScopeMismatch",
             Reason::VaultUnavailable => "VaultUnavailable",
+            Reason::VaultAuthFailed => "VaultAuthFailed",
             Reason::VaultNotFound => "VaultNotFound",
             Reason::VaultForbidden => "VaultForbidden",
             Reason::SecretNotOwned => "SecretNotOwned",

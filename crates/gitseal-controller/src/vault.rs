@@ -25,10 +25,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::{join_all, BoxFuture};
-use gitseal_manifest::types::{KvVersion as ManifestKv, SealedSecretSpec, VaultReference};
+use gitseal_manifest::types::{SealedSecretSpec, VaultReference};
 use gitseal_vault::{
-    AuthMethod, ExposeSecret, KvVersion, MetricsSnapshot, PathPolicy, TokenSource, VaultClient,
-    VaultConfig, VaultRef, DEFAULT_SERVICE_ACCOUNT_TOKEN, DEFAULT_TEMPLATE,
+    AuthMethod, ExposeSecret, MetricsSnapshot, PathPolicy, TokenSource, VaultClient, VaultConfig,
+    VaultRef, DEFAULT_SERVICE_ACCOUNT_TOKEN, DEFAULT_TEMPLATE,
 };
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -298,7 +298,7 @@ impl VaultSource {
         let mut out = BTreeMap::new();
         let mut allowed = Vec::with_capacity(items.len());
         for (item, reference) in items {
-            let checked = to_vault_ref(reference).and_then(|r| {
+            let checked = VaultRef::try_from(reference).and_then(|r| {
                 self.policy.check(namespace, &r)?;
                 Ok(r)
             });
@@ -415,28 +415,13 @@ impl Collector for VaultMetricsCollector {
     }
 }
 
-/// The `gitseal-vault` reference for a `spec.vaultData` entry (validated:
-/// no `..`, no built-in mounts, no version on KV v1, ...).
-pub fn to_vault_ref(r: &VaultReference) -> Result<VaultRef, gitseal_vault::Error> {
-    let kv = match r.kv.unwrap_or_default() {
-        ManifestKv::V1 => KvVersion::V1,
-        ManifestKv::V2 => KvVersion::V2,
-    };
-    VaultRef::new(
-        r.mount.clone(),
-        r.path.clone(),
-        r.field.clone(),
-        r.version,
-        kv,
-    )
-}
-
 /// The condition reason for a Vault error.
 ///
 /// | `gitseal_vault::Error` | reason |
 /// |---|---|
 /// | `Unavailable` (network, timeout, 5xx, 429, sealed) | `VaultUnavailable` (transient) |
-/// | `Auth` (login refused), `Config`, `InvalidPolicy`, `Unexpected` (other 4xx) | `VaultUnavailable` |
+/// | `Auth` (login refused) | `VaultAuthFailed` |
+/// | `Config`, `InvalidPolicy`, `Unexpected` (other 4xx) | `VaultUnavailable` |
 /// | `NotFound` (missing path; deleted or destroyed version), `FieldMissing` | `VaultNotFound` |
 /// | `Forbidden` (tenancy policy, or Vault's 403) | `VaultForbidden` |
 /// | `InvalidRef` | `InvalidSpec` |
@@ -446,6 +431,7 @@ pub fn reason_for(e: &gitseal_vault::Error) -> Reason {
         V::NotFound { .. } | V::FieldMissing { .. } => Reason::VaultNotFound,
         V::Forbidden { .. } => Reason::VaultForbidden,
         V::InvalidRef { .. } => Reason::InvalidSpec,
+        V::Auth { .. } => Reason::VaultAuthFailed,
         _ => Reason::VaultUnavailable,
     }
 }

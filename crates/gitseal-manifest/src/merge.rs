@@ -2,9 +2,11 @@
 //!
 //! Only the items given are sealed; every other sealed value stays byte
 //! for byte as it was, and so does the rest of the file: other documents are
-//! copied as their original text, and the changed document keeps its key
-//! order, its leading comments and everything outside `encryptedData`. So
-//! the Git diff shows exactly the items that changed. The SealedSecret's
+//! copied as their original text, and the changed document is edited in
+//! place when its `encryptedData` is a plain block mapping (comments,
+//! quoting and layout kept; checked by parsing the result again), or else
+//! rendered again with its key order and leading comments. So the Git diff
+//! shows exactly the items that changed. The SealedSecret's
 //! scope, name and namespace decide the binding; its template is kept.
 
 use gitseal_crypto::{Recipient, Scope};
@@ -38,8 +40,6 @@ pub struct Merged {
 }
 
 struct Target {
-    document: usize,
-    list_item: Option<usize>,
     at: Location,
     name: String,
     namespace: Option<String>,
@@ -60,8 +60,6 @@ fn targets(file: &File) -> Result<Vec<Target>, Error> {
             ));
         };
         out.push(Target {
-            document: doc.at.document,
-            list_item: doc.at.list_item,
             at: doc.at.clone(),
             name,
             namespace: sealed.metadata.namespace.clone(),
@@ -78,17 +76,22 @@ fn describe(t: &Target) -> String {
     }
 }
 
-/// The object a target points at, inside the file's values.
-fn object_mut<'a>(docs: &'a mut [input::FileDocument], t: &Target) -> Option<&'a mut Mapping> {
-    let value = &mut docs.get_mut(t.document)?.value;
-    let value = match t.list_item {
+/// The object at `at` (a document, or an item of a `kind: List`), inside
+/// the file's values.
+pub fn object_mut<'a>(
+    docs: &'a mut [input::FileDocument],
+    at: &Location,
+) -> Option<&'a mut Mapping> {
+    let value = &mut docs.get_mut(at.document)?.value;
+    let value = match at.list_item {
         Some(i) => value.get_mut("items")?.as_sequence_mut()?.get_mut(i)?,
         None => value,
     };
     value.as_mapping_mut()
 }
 
-fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
+/// The mapping under `key` of `map`, made (or made a mapping) if it is not one.
+pub fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
     let entry = map
         .entry(key.into())
         .or_insert_with(|| Value::Mapping(Mapping::new()));
@@ -220,7 +223,7 @@ pub fn merge_into(
             &doc.at,
         )?;
 
-        let object = object_mut(&mut documents, target)
+        let object = object_mut(&mut documents, &target.at)
             .ok_or_else(|| Error::invalid(&target.at, "the SealedSecret moved while merging"))?;
         let spec = child_mapping(object, "spec");
         for (key, value) in sealed {
@@ -246,7 +249,7 @@ pub fn merge_into(
                 describe(target)
             ));
         }
-        if let Some(t) = touched.get_mut(target.document) {
+        if let Some(t) = touched.get_mut(target.at.document) {
             *t = true;
         }
     }
@@ -254,17 +257,166 @@ pub fn merge_into(
     // Rebuild the text: untouched documents as written, touched ones re-rendered.
     let mut text = String::with_capacity(file.text.len() + 1024);
     let mut pos = 0;
-    for (doc, touched) in documents.iter().zip(&touched) {
+    for (i, (doc, touched)) in documents.iter().zip(&touched).enumerate() {
         if !touched {
             continue;
         }
         let original = file.text.get(doc.range.clone()).unwrap_or_default();
         text.push_str(file.text.get(pos..doc.range.start).unwrap_or_default());
-        text.push_str(&render_document(original, &doc.value, file.syntax)?);
+        let before = file.documents.get(i).map(|d| &d.value);
+        let patched = match (file.syntax, before) {
+            (Syntax::Yaml, Some(before)) => patch_encrypted_data(original, before, &doc.value),
+            _ => None,
+        };
+        match patched {
+            Some(patched) => text.push_str(&patched),
+            None => text.push_str(&render_document(original, &doc.value, file.syntax)?),
+        }
         pos = doc.range.end;
     }
     text.push_str(file.text.get(pos..).unwrap_or_default());
     Ok(Merged { text, changes })
+}
+
+/// The `spec.encryptedData` mapping of a SealedSecret document (or of the
+/// first object of a List), when there is one.
+fn encrypted_data(doc: &Value) -> Option<&Mapping> {
+    let object = match doc.get("items").and_then(Value::as_sequence) {
+        Some(_) => return None,
+        None => doc,
+    };
+    object.get("spec")?.get("encryptedData")?.as_mapping()
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Edits the text of a YAML SealedSecret document in place so that it says
+/// `after`, when the only change from `before` is items of
+/// `spec.encryptedData` replaced or added: a replaced value is swapped where
+/// it stands, an added item gets a line of its own in its sorted place.
+/// Comments, quoting and layout everywhere else stay as written. `None`
+/// when the change is anything else or the layout is not the plain block
+/// style this understands; the result is checked by parsing it again, so
+/// a `Some` always means exactly `after`.
+fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option<String> {
+    let old = encrypted_data(before)?;
+    let new = encrypted_data(after)?;
+    if old.keys().any(|k| !new.contains_key(k)) {
+        return None;
+    }
+    let mut text = original.to_string();
+    for (key, value) in new {
+        let (Some(was), Some(now)) = (old.get(key).and_then(Value::as_str), value.as_str()) else {
+            continue;
+        };
+        if was != now {
+            if was.is_empty() || text.matches(was).count() != 1 {
+                return None;
+            }
+            text = text.replacen(was, now, 1);
+        }
+    }
+
+    let added: Vec<(&Value, &Value)> = new.iter().filter(|(k, _)| !old.contains_key(*k)).collect();
+    if !added.is_empty() {
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let header = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                let t = l.trim();
+                t.strip_prefix("encryptedData:")
+                    .is_some_and(|rest| rest.trim().is_empty() || rest.trim().starts_with('#'))
+            })
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        let [header] = header.as_slice() else {
+            return None;
+        };
+        let parent = indent_of(lines[*header]);
+        // The block: every line after the header until one at the parent's
+        // indentation or less (blank lines and comments do not end it).
+        let mut end = *header + 1;
+        let mut starts = Vec::new();
+        let mut item_indent = None;
+        let mut last_content = *header;
+        while let Some(line) = lines.get(end) {
+            if !is_blank_or_comment(line) {
+                let indent = indent_of(line);
+                if indent <= parent {
+                    break;
+                }
+                let q = *item_indent.get_or_insert(indent);
+                if indent == q {
+                    starts.push(end);
+                }
+                last_content = end;
+            }
+            end += 1;
+        }
+        let item_indent = item_indent?;
+        if starts.len() != old.len() {
+            return None;
+        }
+        // Where each old key's entry starts (with the comments just above it).
+        let entry_start = |n: usize| {
+            let mut at = starts[n];
+            while at > header + 1 && lines[at - 1].trim().starts_with('#') {
+                at -= 1;
+            }
+            at
+        };
+        let mut inserts: Vec<(usize, String)> = Vec::new();
+        for (key, value) in &added {
+            let later_old = new
+                .keys()
+                .skip_while(|k| k != key)
+                .find_map(|k| old.keys().position(|o| o == k));
+            let at = match later_old {
+                Some(n) => entry_start(n),
+                None => last_content + 1,
+            };
+            let mut one = Mapping::new();
+            one.insert((*key).clone(), (*value).clone());
+            let rendered = serde_yaml::to_string(&Value::Mapping(one)).ok()?;
+            if rendered.trim_end().contains('\n') {
+                return None;
+            }
+            inserts.push((
+                at,
+                format!("{}{}\n", " ".repeat(item_indent), rendered.trim_end()),
+            ));
+        }
+        let mut out = String::with_capacity(text.len() + inserts.len() * 200);
+        for (i, line) in lines.iter().enumerate() {
+            for (_, new_line) in inserts.iter().filter(|(at, _)| *at == i) {
+                out.push_str(new_line);
+            }
+            if i + 1 == lines.len()
+                && !line.ends_with('\n')
+                && inserts.iter().any(|(at, _)| *at > i)
+            {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            out.push_str(line);
+        }
+        for (_, new_line) in inserts.iter().filter(|(at, _)| *at >= lines.len()) {
+            out.push_str(new_line);
+        }
+        text = out;
+    }
+
+    let reparsed: Value = serde_yaml::from_str(&text).ok()?;
+    (reparsed == *after).then_some(text)
 }
 
 /// The new text of a changed document: YAML keeps the document's leading

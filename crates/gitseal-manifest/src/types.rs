@@ -134,7 +134,9 @@ pub struct TemplateMetadata {
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretStatus {
     /// `Ready` with a reason: `Synced`, `DecryptFailed`, `UnknownKey`,
-    /// `ScopeMismatch`, `VaultUnavailable`, `VaultNotFound`, `VaultForbidden`, `SecretNotOwned`.
+    /// `ScopeMismatch`, `VaultUnavailable`, `VaultAuthFailed`,
+    /// `VaultNotFound`, `VaultForbidden`, `SecretNotOwned`, `InvalidSpec`,
+    /// `ApplyFailed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.

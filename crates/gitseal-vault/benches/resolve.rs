@@ -15,13 +15,10 @@
 //! Run: `BAO_BIN="$(scripts/openbao.sh)" cargo bench -p gitseal-vault --bench resolve`
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "../tests/it/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gitseal_vault::testing::Bao;
 use gitseal_vault::{AuthMethod, ExposeSecret, PathPolicy, VaultClient, VaultConfig, VaultRef};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -67,7 +64,7 @@ fn sealed_secrets() -> Vec<(String, Vec<VaultRef>)> {
 }
 
 async fn run(
-    bao: &support::Bao,
+    bao: &Bao,
     role: &std::path::Path,
     secret: &std::path::Path,
     mode: Mode,
@@ -122,20 +119,12 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let Some(bao) = support::Bao::start().await else {
+        let Some(bao) = Bao::start().await else {
             eprintln!("bench skipped: no `bao` binary (run scripts/openbao.sh, set BAO_BIN)");
             return;
         };
         let dir = tempfile::tempdir().expect("tmp");
-        let (role, secret) = bao
-            .approle(
-                "bench",
-                r#"path "secret/data/*" { capabilities = ["read"] }"#,
-                "1h",
-                "4h",
-                dir.path(),
-            )
-            .await;
+        let (role, secret) = bao.approle_reading_all("bench", dir.path()).await;
         for ns in 0..NAMESPACES {
             for svc in 0..SERVICES {
                 let data: serde_json::Map<String, serde_json::Value> = (0..ITEMS)

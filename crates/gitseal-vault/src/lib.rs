@@ -13,6 +13,11 @@
 //!   condition [reasons](Error::reason), counters ([`MetricsSnapshot`]);
 //! * [`Session`]: per-reconcile resolution that reads each secret once.
 //!
+//! Features: `manifest` adds the conversions between
+//! `gitseal_manifest::types::VaultReference` (`spec.vaultData`) and
+//! [`VaultRef`] (`TryFrom`/`From`); `testing` (for `[dev-dependencies]`
+//! only) adds the `testing` module, an OpenBao dev server for tests.
+//!
 //! Values and credentials live in [`secrecy`] types; no `Debug` or error
 //! message of this crate contains a value or a token.
 //!
@@ -41,10 +46,14 @@ mod auth;
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "manifest")]
+mod manifest;
 mod metrics;
 mod policy;
 mod reference;
 mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{Health, VaultClient};
 pub use config::{AuthMethod, TokenSource, VaultConfig, DEFAULT_SERVICE_ACCOUNT_TOKEN};

@@ -1,237 +1,33 @@
 //! Tests of the Vault adapter: flags, reason mapping, refresh intervals,
 //! and resolution against a real OpenBao dev server (one per test, stopped
-//! by PID). Without `bao` (`$BAO_BIN` or `PATH`; `scripts/openbao.sh`
-//! installs it) the server tests return early with a note, except under
-//! `CI`, where they fail.
+//! by PID; `gitseal_vault::testing`). Without `bao` (`$BAO_BIN` or `PATH`;
+//! `scripts/openbao.sh` installs it) the server tests return early with a
+//! note, except under `CI`, where they fail.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
+use gitseal_manifest::types::KvVersion as ManifestKv;
+use gitseal_vault::testing::{vault_reference as vref, Bao, ROOT_TOKEN};
 use gitseal_vault::{SecretString, TokenSource};
 use secrecy::ExposeSecret as _;
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 
 use super::*;
 use crate::sources::{merge_vault, Resolved};
 
-const ROOT_TOKEN: &str = "gitseal-ctl-root-token-93ad";
 const CANARY: &str = "canary-vault-value-5e1f";
-
-// ---------------------------------------------------------------------------
-// A real OpenBao dev server (minimal copy of gitseal-vault's test support).
-
-struct Bao {
-    bin: PathBuf,
-    child: Option<Child>,
-    port: u16,
-    home: tempfile::TempDir,
-}
-
-fn find_bao() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("BAO_BIN").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("bao"))
-            .find(|p| p.is_file())
-    })
-}
-
-impl Bao {
-    async fn start() -> Option<Bao> {
-        let Some(bin) = find_bao() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "the OpenBao `bao` binary was not found (set BAO_BIN or run scripts/openbao.sh): \
-                 Vault tests must run in CI"
-            );
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!(
-                    "note: `bao` not found (run scripts/openbao.sh); skipping this Vault test"
-                );
-            }
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut bao = Bao {
-            bin,
-            child: None,
-            port,
-            home: tempfile::tempdir().expect("temp HOME"),
-        };
-        bao.launch().await;
-        Some(bao)
-    }
-
-    fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn launch(&mut self) {
-        let log = std::fs::File::create(self.home.path().join("bao.log")).expect("log");
-        let child = Command::new(&self.bin)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{}", self.port),
-            ])
-            .env("HOME", self.home.path())
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .env_remove("BAO_ADDR")
-            .env_remove("BAO_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn bao server -dev");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = raw(self.port, "GET", "/v1/sys/health", None).await {
-                return;
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("bao server exited ({status})");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bao server not healthy after 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, v) = raw(self.port, method, &format!("/v1/{path}"), body.as_ref())
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} -> {status}: {v}"
-        );
-        v
-    }
-
-    async fn put_kv2(&self, mount: &str, path: &str, data: Value) -> u64 {
-        // Right after start, a dev server's `secret/` mount may still be
-        // upgrading to KV v2 and answer 400 for a moment: retry that only.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let body = json!({ "data": data });
-        let uri = format!("/v1/{mount}/data/{path}");
-        loop {
-            let (status, v) = raw(self.port, "POST", &uri, Some(&body))
-                .await
-                .unwrap_or_else(|e| panic!("POST {uri}: {e}"));
-            if (200..300).contains(&status) {
-                return v["data"]["version"].as_u64().expect("version");
-            }
-            let upgrading = v.to_string().contains("Upgrading from non-versioned");
-            assert!(
-                upgrading && Instant::now() < deadline,
-                "POST {uri} -> {status}: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn enable_kv1(&self, mount: &str) {
-        self.api(
-            "POST",
-            &format!("sys/mounts/{mount}"),
-            Some(json!({"type": "kv", "options": {"version": "1"}})),
-        )
-        .await;
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A root-token HTTP/1.0 request; status and JSON body (Null when empty).
-async fn raw(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Vault-Token: {ROOT_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    let v = if body.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).map_err(|e| e.to_string())?
-    };
-    Ok((status, v))
-}
 
 /// A source on `bao` with the root token, the default policy
 /// (`{namespace}/*`) and no shared cache (counters show sessions alone).
 async fn source(bao: &Bao) -> VaultSource {
-    let mut config = VaultConfig::new(
-        bao.addr(),
-        AuthMethod::Token(TokenSource::Value(SecretString::from(ROOT_TOKEN))),
-    );
-    config.shared_cache_ttl = Duration::ZERO;
     let settings = VaultSettings {
-        config,
+        config: bao.root_config(),
         policy: PathPolicy::default(),
     };
     VaultSource::connect(settings).await.expect("client")
-}
-
-fn vref(
-    mount: &str,
-    path: &str,
-    field: &str,
-    version: Option<u64>,
-    kv: Option<ManifestKv>,
-) -> VaultReference {
-    VaultReference {
-        mount: mount.into(),
-        path: path.into(),
-        field: field.into(),
-        version,
-        kv,
-    }
 }
 
 fn items(list: &[(&str, VaultReference)]) -> BTreeMap<String, VaultReference> {
@@ -460,6 +256,55 @@ async fn vaults_own_403_is_forbidden() {
 }
 
 #[tokio::test]
+async fn a_refused_login_is_vault_auth_failed_and_names_no_credential() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": "pw-one"}))
+        .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (role_file, secret_file) = bao.approle_reading_all("ctl", dir.path()).await;
+    // The right role id with a wrong secret id: Vault refuses the login.
+    let wrong_secret = "secret-ctl-WRONG-4d1f9e";
+    std::fs::write(&secret_file, wrong_secret).expect("write secret id");
+
+    let args = Args::parse_from([
+        "t",
+        "--vault-addr",
+        &bao.addr(),
+        "--vault-auth",
+        "approle",
+        "--vault-role-id-file",
+        role_file.to_str().expect("utf-8"),
+        "--vault-secret-id-file",
+        secret_file.to_str().expect("utf-8"),
+    ]);
+    let settings = args.vault.settings().expect("settings").expect("vault on");
+    // The login happens on first use, so connecting succeeds.
+    let src = VaultSource::connect(settings).await.expect("client");
+    let out = src
+        .resolve_items(
+            "team",
+            &items(&[("pw", vref("secret", "team/db", "password", None, None))]),
+        )
+        .await;
+    let f = failed(&out["pw"]);
+    assert_eq!(f.reason, Reason::VaultAuthFailed, "{}", f.message);
+    assert_eq!(f.reason.as_str(), "VaultAuthFailed");
+    assert!(
+        f.message
+            .starts_with("Vault login with approle auth failed"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !f.message.contains(wrong_secret) && !f.message.contains("pw-one"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
 async fn missing_paths_deleted_versions_and_fields_are_not_found() {
     let Some(bao) = Bao::start().await else {
         return;
@@ -577,7 +422,7 @@ async fn vault_stopped_is_unavailable_and_recovers() {
     assert_eq!(resolved.failures[0].reason, Reason::VaultUnavailable);
 
     // Vault comes back (a dev server starts empty: seed it again).
-    bao.launch().await;
+    bao.restart().await;
     bao.put_kv2("secret", "team/db", json!({"password": "pw-back"}))
         .await;
     assert_eq!(
@@ -870,7 +715,7 @@ fn every_vault_error_maps_to_a_reason() {
                 method: "kubernetes",
                 detail: s(),
             },
-            Reason::VaultUnavailable,
+            Reason::VaultAuthFailed,
         ),
         (V::Config { detail: s() }, Reason::VaultUnavailable),
         (

@@ -247,3 +247,112 @@ fn json_target_and_vault_item_replaced() {
     let opened = open_text(&merged.text, &key, "m.json").expect("opens");
     assert_eq!(data_item(&opened, 0, "b"), b"two");
 }
+
+/// A hand-edited SealedSecret: comments between items and in the template,
+/// quoted keys, a trailing comment after the last item.
+fn commented(key: &Key) -> String {
+    let sealed = seal_strict(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: one, c: three, e: five}\n",
+        key,
+    )
+    .expect("seals");
+    let v = |item: &str| value_of(&sealed, 0, item);
+    format!(
+        "# db credentials, owned by team-data\n\
+         apiVersion: gitseal.dev/v1alpha1\n\
+         kind: SealedSecret\n\
+         metadata:\n  name: db   # keep in sync with the chart\n  namespace: prod\n\
+         spec:\n\
+         \x20 # rotated quarterly\n\
+         \x20 encryptedData:\n\
+         \x20   # the admin user\n\
+         \x20   a: {a}\n\
+         \x20   \"c\": '{c}'   # quoted on purpose\n\
+         \x20   # read-only replica\n\
+         \x20   e: {e}\n\
+         \x20   # end of items\n\
+         \x20 template:\n    type: Opaque   # the default\n",
+        a = v("a"),
+        c = v("c"),
+        e = v("e"),
+    )
+}
+
+#[test]
+fn comments_and_quoting_inside_the_changed_document_survive() {
+    let key = key();
+    let before = commented(&key);
+    let merged = merge(
+        &key,
+        &before,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {c: THREE, b: two, z: last}\n",
+        None,
+    )
+    .expect("merges");
+    let after = &merged.text;
+
+    // Every line of the original is still there except the replaced value's,
+    // which keeps its quoting and its comment; b and z are one line each.
+    let old: Vec<&str> = before.lines().collect();
+    let new: Vec<&str> = after.lines().collect();
+    let removed: Vec<&str> = old.iter().copied().filter(|l| !new.contains(l)).collect();
+    let added: Vec<&str> = new.iter().copied().filter(|l| !old.contains(l)).collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].starts_with("    \"c\": 'gs1:"), "{removed:?}");
+    assert_eq!(added.len(), 3, "{added:?}");
+    assert!(
+        added[0].starts_with("    b: gs1:") || added[0].starts_with("    b: 'gs1:"),
+        "{added:?}"
+    );
+    assert!(
+        added[1].starts_with("    \"c\": 'gs1:") && added[1].ends_with("'   # quoted on purpose")
+    );
+    assert!(added[2].starts_with("    z: "), "{added:?}");
+    // b sits before the comment that leads the entry it precedes (c); z
+    // after the last item, before the trailing comment of the block.
+    let pos = |prefix: &str| {
+        new.iter()
+            .position(|l| l.starts_with(prefix))
+            .expect(prefix)
+    };
+    assert!(pos("    a: ") < pos("    b: ") && pos("    b: ") < pos("    \"c\": "));
+    assert!(pos("    e: ") < pos("    z: ") && pos("    z: ") < pos("    # end of items"));
+
+    let opened = open_text(after, &key, "m").expect("opens");
+    for (item, want) in [
+        ("a", &b"one"[..]),
+        ("b", b"two"),
+        ("c", b"THREE"),
+        ("e", b"five"),
+        ("z", b"last"),
+    ] {
+        assert_eq!(data_item(&opened, 0, item), want, "item {item}");
+    }
+}
+
+#[test]
+fn a_layout_the_patcher_does_not_know_is_rewritten_correctly() {
+    // Flow-style encryptedData: a new item cannot be given a line of its
+    // own, so the document is rendered again (values still exact).
+    let key = key();
+    let sealed = seal_strict(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: one}\n",
+        &key,
+    )
+    .expect("seals");
+    let flow = format!(
+        "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {{name: db, namespace: prod}}\nspec:\n  encryptedData: {{a: '{}'}}\n",
+        value_of(&sealed, 0, "a")
+    );
+    let merged = merge(
+        &key,
+        &flow,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {b: two}\n",
+        None,
+    )
+    .expect("merges");
+    assert_eq!(value_of(&merged.text, 0, "a"), value_of(&sealed, 0, "a"));
+    let opened = open_text(&merged.text, &key, "m").expect("opens");
+    assert_eq!(data_item(&opened, 0, "a"), b"one");
+    assert_eq!(data_item(&opened, 0, "b"), b"two");
+}

@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
+use gitseal_vault::testing::Bao;
 use gitseal_vault::{
-    AuthMethod, Error, ExposeSecret, NotFoundKind, PathPolicy, TokenSource, VaultClient,
-    VaultConfig,
+    AuthMethod, Error, NotFoundKind, PathPolicy, TokenSource, VaultClient, VaultConfig,
 };
 use serde_json::json;
 
-use crate::support::Bao;
-use crate::{r, root_client};
+use crate::{r, root_client, value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_found_in_all_its_shapes() {
@@ -62,13 +61,7 @@ async fn not_found_in_all_its_shapes() {
         kind(s.resolve(&r("nomount/team/app#pw")).await.unwrap_err()),
         NotFoundKind::Missing
     );
-    assert_eq!(
-        s.resolve(&r("secret/team/app#pw@3"))
-            .await
-            .expect("v3")
-            .expose_secret(),
-        "three"
-    );
+    assert_eq!(value(&s, &r("secret/team/app#pw@3")).await, "three");
     // Deleting the latest version: the unpinned read is a 404 too.
     bao.api("DELETE", "secret/data/team/app", None).await;
     let s2 = client.session();
@@ -107,13 +100,7 @@ async fn vault_policy_403_is_forbidden_without_relogin() {
     .await
     .expect("client");
     let s = client.session();
-    assert_eq!(
-        s.resolve(&r("secret/team/ok#v"))
-            .await
-            .expect("ok")
-            .expose_secret(),
-        "fine"
-    );
+    assert_eq!(value(&s, &r("secret/team/ok#v")).await, "fine");
     let err = s.resolve(&r("secret/other/x#v")).await.unwrap_err();
     assert_eq!(err.reason(), "VaultForbidden");
     assert!(
@@ -160,8 +147,7 @@ async fn vault_stopped_mid_run_is_unavailable_then_recovers() {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let policy = r#"path "secret/data/*" { capabilities = ["read"] }"#;
-    let (role, secret) = bao.approle("ctl", policy, "1h", "4h", dir.path()).await;
+    let (role, secret) = bao.approle_reading_all("ctl", dir.path()).await;
     bao.put_kv2("secret", "team/db", json!({"pw": "before"}))
         .await;
     let mut c = VaultConfig::new(bao.addr(), AuthMethod::approle(role, secret));
@@ -169,15 +155,7 @@ async fn vault_stopped_mid_run_is_unavailable_then_recovers() {
     c.shared_cache_ttl = Duration::ZERO;
     let client = VaultClient::new(c).await.expect("client");
     let rf = r("secret/team/db#pw");
-    assert_eq!(
-        client
-            .session()
-            .resolve(&rf)
-            .await
-            .expect("up")
-            .expose_secret(),
-        "before"
-    );
+    assert_eq!(value(&client.session(), &rf).await, "before");
 
     bao.stop();
     let err = client.session().resolve(&rf).await.unwrap_err();
@@ -194,18 +172,10 @@ async fn vault_stopped_mid_run_is_unavailable_then_recovers() {
     // Back on the same port, as a brand-new server: our token is unknown
     // there, so the client must log in again by itself.
     bao.restart().await;
-    bao.approle("ctl", policy, "1h", "4h", dir.path()).await;
+    bao.approle_reading_all("ctl", dir.path()).await;
     bao.put_kv2("secret", "team/db", json!({"pw": "after"}))
         .await;
-    assert_eq!(
-        client
-            .session()
-            .resolve(&rf)
-            .await
-            .expect("recovered")
-            .expose_secret(),
-        "after"
-    );
+    assert_eq!(value(&client.session(), &rf).await, "after");
     let m = client.metrics();
     assert_eq!(m.logins, 2, "{m:?}");
     client.health().await.expect("healthy again");
@@ -240,15 +210,7 @@ async fn bad_credentials_are_auth_errors() {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let (role, secret) = bao
-        .approle(
-            "ctl",
-            r#"path "secret/data/*" { capabilities = ["read"] }"#,
-            "1h",
-            "4h",
-            dir.path(),
-        )
-        .await;
+    let (role, secret) = bao.approle_reading_all("ctl", dir.path()).await;
     std::fs::write(&secret, "wrong-secret-id-123").expect("write");
     let client = VaultClient::new(VaultConfig::new(
         bao.addr(),
@@ -274,15 +236,7 @@ async fn bad_credentials_are_auth_errors() {
     assert_eq!(again, err);
     assert_eq!(client.metrics().login_failures, 1);
     // After the backoff (1 s) a fixed credential file is picked up.
-    let (_, fixed) = bao
-        .approle(
-            "ctl",
-            r#"path "secret/data/*" { capabilities = ["read"] }"#,
-            "1h",
-            "4h",
-            dir.path(),
-        )
-        .await;
+    let (_, fixed) = bao.approle_reading_all("ctl", dir.path()).await;
     assert!(fixed.exists());
     tokio::time::sleep(Duration::from_millis(1100)).await;
     client

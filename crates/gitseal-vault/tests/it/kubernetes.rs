@@ -10,13 +10,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gitseal_vault::testing::Bao;
 use gitseal_vault::{AuthMethod, ExposeSecret, VaultClient, VaultConfig};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::r;
-use crate::support::Bao;
 
 /// A throwaway self-signed CA: the backend insists on one even for http.
 const FAKE_CA: &str = "-----BEGIN CERTIFICATE-----

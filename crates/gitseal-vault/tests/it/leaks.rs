@@ -7,11 +7,11 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use gitseal_vault::testing::Bao;
 use gitseal_vault::{AuthMethod, PathPolicy, TokenSource, VaultClient, VaultConfig};
 use serde_json::json;
 
 use crate::r;
-use crate::support::Bao;
 
 const VALUE: &str = "canary-value-5d2f9a71";
 const OTHER_VALUE: &str = "canary-other-value-0c44e1";
@@ -92,15 +92,7 @@ async fn scenario(out: &mut Vec<String>) -> bool {
     bao.put_kv2("secret", "team/db", json!({"pw": VALUE})).await;
     bao.put_kv2("secret", "other/db", json!({"pw": OTHER_VALUE}))
         .await;
-    let (role, secret) = bao
-        .approle(
-            "ctl",
-            r#"path "secret/data/*" { capabilities = ["read"] }"#,
-            "1h",
-            "4h",
-            dir.path(),
-        )
-        .await;
+    let (role, secret) = bao.approle_reading_all("ctl", dir.path()).await;
 
     let config = VaultConfig::new(
         bao.addr(),

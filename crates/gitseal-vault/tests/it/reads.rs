@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gitseal_vault::testing::Bao;
 use gitseal_vault::{AuthMethod, Error, ExposeSecret, VaultClient, VaultConfig};
 use serde_json::json;
 
-use crate::support::Bao;
-use crate::{r, root_client};
+use crate::{r, root_client, value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv2_latest_and_pinned_versions() {
@@ -30,24 +30,14 @@ async fn kv2_latest_and_pinned_versions() {
     );
     let client = root_client(&bao).await;
     let s = client.session();
-    let latest = s
-        .resolve(&r("secret/team/db#password"))
-        .await
-        .expect("latest");
-    assert_eq!(latest.expose_secret(), "pw-two");
-    let v1 = s
-        .resolve(&r("secret/team/db#password@1"))
-        .await
-        .expect("v1");
-    assert_eq!(v1.expose_secret(), "pw-one");
-    let v2 = s
-        .resolve(&r("kv2:secret/team/db#password@2"))
-        .await
-        .expect("v2");
-    assert_eq!(v2.expose_secret(), "pw-two");
+    assert_eq!(value(&s, &r("secret/team/db#password")).await, "pw-two");
+    assert_eq!(value(&s, &r("secret/team/db#password@1")).await, "pw-one");
+    assert_eq!(
+        value(&s, &r("kv2:secret/team/db#password@2")).await,
+        "pw-two"
+    );
     // Non-string values come back as JSON text.
-    let port = s.resolve(&r("secret/team/db#port")).await.expect("port");
-    assert_eq!(port.expose_secret(), "5432");
+    assert_eq!(value(&s, &r("secret/team/db#port")).await, "5432");
     // A field only in v2 is missing in v1.
     let err = s.resolve(&r("secret/team/db#port@1")).await.unwrap_err();
     assert!(
@@ -77,19 +67,10 @@ async fn kv1_mount() {
     let client = root_client(&bao).await;
     let s = client.session();
     assert_eq!(
-        s.resolve(&r("kv1:legacy/team/app#token"))
-            .await
-            .expect("kv1")
-            .expose_secret(),
+        value(&s, &r("kv1:legacy/team/app#token")).await,
         "kv1-value"
     );
-    assert_eq!(
-        s.resolve(&r("kv1:legacy/team/app#user"))
-            .await
-            .expect("kv1")
-            .expose_secret(),
-        "app"
-    );
+    assert_eq!(value(&s, &r("kv1:legacy/team/app#user")).await, "app");
     assert_eq!(client.metrics().reads, 1);
     // The same mount read as KV v2 finds nothing (`legacy/data/team/app`).
     let err = s.resolve(&r("legacy/team/app#token")).await.unwrap_err();
@@ -159,44 +140,20 @@ async fn shared_cache_spans_sessions_until_ttl() {
     let mut c = VaultConfig::new(
         bao.addr(),
         AuthMethod::Token(gitseal_vault::TokenSource::Value(
-            crate::support::ROOT_TOKEN.into(),
+            gitseal_vault::testing::ROOT_TOKEN.into(),
         )),
     );
     c.shared_cache_ttl = Duration::from_millis(1500);
     let client = VaultClient::new(c).await.expect("client");
     let rf = r("secret/team/db#password");
-    assert_eq!(
-        client
-            .session()
-            .resolve(&rf)
-            .await
-            .expect("1")
-            .expose_secret(),
-        "old"
-    );
+    assert_eq!(value(&client.session(), &rf).await, "old");
     bao.put_kv2("secret", "team/db", json!({"password": "new"}))
         .await;
     // Within the TTL another session gets the shared read.
-    assert_eq!(
-        client
-            .session()
-            .resolve(&rf)
-            .await
-            .expect("2")
-            .expose_secret(),
-        "old"
-    );
+    assert_eq!(value(&client.session(), &rf).await, "old");
     assert_eq!(client.metrics().reads, 1);
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    assert_eq!(
-        client
-            .session()
-            .resolve(&rf)
-            .await
-            .expect("3")
-            .expose_secret(),
-        "new"
-    );
+    assert_eq!(value(&client.session(), &rf).await, "new");
     assert_eq!(client.metrics().reads, 2);
 }
 
@@ -206,15 +163,7 @@ async fn approle_one_login_for_many_concurrent_sessions() {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let (role, secret) = bao
-        .approle(
-            "gitseal",
-            r#"path "secret/data/*" { capabilities = ["read"] }"#,
-            "1h",
-            "4h",
-            dir.path(),
-        )
-        .await;
+    let (role, secret) = bao.approle_reading_all("gitseal", dir.path()).await;
     for i in 0..10 {
         bao.put_kv2(
             "secret",

@@ -21,13 +21,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use gitseal_manifest::open::{self, OpenOptions};
 use gitseal_manifest::seal::Others;
-use gitseal_manifest::types::{KvVersion as ManifestKv, VaultReference};
 use gitseal_manifest::Location;
-use gitseal_vault::{KvVersion, VaultClient, VaultConfig, VaultRef};
+use gitseal_vault::{VaultClient, VaultConfig, VaultRef};
 use secrecy::{ExposeSecret as _, SecretSlice};
 
 use crate::commands::pubkey::load_identities;
-use crate::commands::seal::read_documents;
+use crate::commands::seal::{check_stdin_once, read_documents};
 use crate::exit::{coded, Exit};
 
 /// Run a command with the items of SealedSecrets as environment variables.
@@ -116,33 +115,8 @@ pub fn env_name(prefix: &str, key: &str) -> String {
     name
 }
 
-fn to_vault_ref(r: &VaultReference) -> Result<VaultRef, gitseal_vault::Error> {
-    let kv = match r.kv.unwrap_or_default() {
-        ManifestKv::V1 => KvVersion::V1,
-        ManifestKv::V2 => KvVersion::V2,
-    };
-    VaultRef::new(
-        r.mount.clone(),
-        r.path.clone(),
-        r.field.clone(),
-        r.version,
-        kv,
-    )
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stdin_uses = args
-        .identities
-        .iter()
-        .chain(&args.files)
-        .filter(|p| p.as_os_str() == "-")
-        .count();
-    if stdin_uses > 1 {
-        return Err(coded(
-            Exit::Usage,
-            "standard input can be read only once: give the identity or the manifests as a file",
-        ));
-    }
+    check_stdin_once(&args.identities, &args.files)?;
     if !args
         .prefix
         .chars()
@@ -178,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
         }
         for (key, reference) in &s.spec.vault_data {
-            let r = to_vault_ref(reference)
+            let r = VaultRef::try_from(reference)
                 .map_err(|e| coded(Exit::Usage, format!("{}, item {key:?}: {e}", doc.at)))?;
             vars.push(Var {
                 name: env_name(&args.prefix, key),

@@ -15,14 +15,13 @@ use anyhow::{bail, Context as _};
 use gitseal_crypto::{Binding, Identity, Opener, Recipient, Sealer};
 use gitseal_manifest::files::{self, NewFileMode};
 use gitseal_manifest::input::{self, Syntax};
-use gitseal_manifest::keyring::{Keyring, DEFAULT_PATH};
 use gitseal_manifest::open::{open_value, read_sealed};
 use gitseal_manifest::output::{self, Format, OutputDocument};
 use secrecy::ExposeSecret as _;
 use serde_yaml::Value;
 
 use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{read_source, write_output};
+use crate::commands::seal::{check_stdin_once, read_source, recipients_from, write_output};
 use crate::exit::{coded, Exit};
 
 /// Re-seal SealedSecret files to new recipients (needs an old private key).
@@ -83,31 +82,11 @@ pub struct Args {
 }
 
 fn new_recipients(args: &Args) -> anyhow::Result<Vec<Recipient>> {
-    let mut recipients = Vec::new();
-    for (i, r) in args.recipients.iter().enumerate() {
-        let recipient: Recipient = r
-            .parse()
-            .with_context(|| format!("-r/--recipient #{} is not usable", i + 1))?;
-        recipients.push(recipient);
-    }
-    let keyring_path = match (&args.keyring, &args.env) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(_)) => {
-            let p = PathBuf::from(DEFAULT_PATH);
-            if !p.is_file() {
-                bail!(
-                    "--env needs a keyring: pass --keyring FILE (there is no {DEFAULT_PATH} here)"
-                );
-            }
-            Some(p)
-        }
-        (None, None) => None,
-    };
-    if let Some(path) = keyring_path {
-        let keyring = Keyring::load(&path)?;
-        let (_, env) = keyring.environment(args.env.as_deref())?;
-        recipients.extend(env.recipients.iter().cloned());
-    }
+    let (recipients, _) = recipients_from(
+        &args.recipients,
+        args.keyring.as_deref(),
+        args.env.as_deref(),
+    )?;
     if recipients.is_empty() {
         bail!("no new recipients: pass -r age1…, or --keyring FILE --env NAME");
     }
@@ -208,16 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.in_place && (args.files.is_empty() || args.files.iter().any(|p| p == Path::new("-"))) {
         bail!("--in-place needs -f FILE (it cannot replace standard input)");
     }
-    let stdin_uses = args
-        .identities
-        .iter()
-        .chain(&args.files)
-        .filter(|p| p.as_os_str() == "-")
-        .count()
-        + usize::from(args.files.is_empty());
-    if stdin_uses > 1 {
-        bail!("standard input can be read only once: give the identity or the manifests as a file");
-    }
+    check_stdin_once(&args.identities, &args.files)?;
     let recipients = new_recipients(&args)?;
     let mut identities = Vec::new();
     for path in &args.identities {

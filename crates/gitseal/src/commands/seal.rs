@@ -18,8 +18,8 @@ use gitseal_manifest::keyring::{Keyring, DEFAULT_PATH};
 use gitseal_manifest::merge::{self, MergeOptions};
 use gitseal_manifest::output::{self, Format};
 use gitseal_manifest::seal::{self as sealing, Others, SealOptions};
-use gitseal_manifest::types::{KvVersion, VaultReference};
-use serde_yaml::{Mapping, Value};
+use gitseal_manifest::types::VaultReference;
+use serde_yaml::Value;
 
 use crate::exit::{coded, Exit};
 
@@ -181,20 +181,7 @@ fn parse_from_vault(text: &str) -> Result<(String, VaultReference), String> {
         ));
     }
     let r: gitseal_vault::VaultRef = reference.parse().map_err(|e| format!("{e}"))?;
-    let kv = match r.kv() {
-        gitseal_vault::KvVersion::V1 => Some(KvVersion::V1),
-        _ => None,
-    };
-    Ok((
-        item.to_string(),
-        VaultReference {
-            mount: r.mount().to_string(),
-            path: r.path().to_string(),
-            field: r.field().to_string(),
-            version: r.version(),
-            kv,
-        },
-    ))
+    Ok((item.to_string(), VaultReference::from(&r)))
 }
 
 /// Reads a file, or standard input for `-`. Returns its name for messages.
@@ -223,6 +210,24 @@ pub fn read_source_bytes(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Ok((path.display().to_string(), bytes))
     }
+}
+
+/// Refuses to read standard input twice: `-` may stand once among the
+/// identity files and the inputs together (no inputs means standard input).
+pub fn check_stdin_once(identities: &[PathBuf], files: &[PathBuf]) -> anyhow::Result<()> {
+    let uses = identities
+        .iter()
+        .chain(files)
+        .filter(|p| p.as_os_str() == "-")
+        .count()
+        + usize::from(files.is_empty());
+    if uses > 1 {
+        return Err(coded(
+            Exit::Usage,
+            "standard input can be read only once: give the identity or the manifests as a file",
+        ));
+    }
+    Ok(())
 }
 
 /// Parses every input (stdin when none) into documents.
@@ -262,16 +267,35 @@ pub fn write_output(output: Option<&Path>, text: &str, mode: NewFileMode) -> any
 
 /// The recipients and scope from -r, --keyring/--env and --scope.
 fn recipients(args: &Args) -> anyhow::Result<(Vec<Recipient>, Option<Scope>)> {
+    let (recipients, env_scope) = recipients_from(
+        &args.recipients,
+        args.keyring.as_deref(),
+        args.env.as_deref(),
+    )?;
+    if recipients.is_empty() {
+        bail!("no recipients: pass -r age1… (see `gitseal pubkey`), or --keyring FILE --env NAME");
+    }
+    Ok((recipients, args.scope.map(Scope::from).or(env_scope)))
+}
+
+/// The recipients given with `-r` (in order), then those of the keyring
+/// environment `--env` (from `--keyring`, else [`DEFAULT_PATH`]), and that
+/// environment's scope. No recipients at all is not an error here: each
+/// command says what it needs.
+pub fn recipients_from(
+    given: &[String],
+    keyring: Option<&Path>,
+    env: Option<&str>,
+) -> anyhow::Result<(Vec<Recipient>, Option<Scope>)> {
     let mut recipients = Vec::new();
-    for (i, r) in args.recipients.iter().enumerate() {
+    for (i, r) in given.iter().enumerate() {
         let recipient: Recipient = r
             .parse()
             .with_context(|| format!("-r/--recipient #{} is not usable", i + 1))?;
         recipients.push(recipient);
     }
-    let mut env_scope = None;
-    let keyring_path = match (&args.keyring, &args.env) {
-        (Some(p), _) => Some(p.clone()),
+    let keyring_path = match (keyring, env) {
+        (Some(p), _) => Some(p.to_path_buf()),
         (None, Some(_)) => {
             let p = PathBuf::from(DEFAULT_PATH);
             if !p.is_file() {
@@ -283,16 +307,14 @@ fn recipients(args: &Args) -> anyhow::Result<(Vec<Recipient>, Option<Scope>)> {
         }
         (None, None) => None,
     };
+    let mut env_scope = None;
     if let Some(path) = keyring_path {
         let keyring = Keyring::load(&path)?;
-        let (_, env) = keyring.environment(args.env.as_deref())?;
+        let (_, env) = keyring.environment(env)?;
         recipients.extend(env.recipients.iter().cloned());
         env_scope = env.scope;
     }
-    if recipients.is_empty() {
-        bail!("no recipients: pass -r age1… (see `gitseal pubkey`), or --keyring FILE --env NAME");
-    }
-    Ok((recipients, args.scope.map(Scope::from).or(env_scope)))
+    Ok((recipients, env_scope))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -449,24 +471,11 @@ fn add_vault_to_sealed(
             }
         }
     }
-    let vault = child_mapping(spec, "vaultData");
+    let vault = merge::child_mapping(spec, "vaultData");
     for (item, reference) in items {
         vault.insert(item.as_str().into(), vault_value(reference)?);
     }
     Ok(())
-}
-
-fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
-    let entry = map
-        .entry(key.into())
-        .or_insert_with(|| Value::Mapping(Mapping::new()));
-    if !entry.is_mapping() {
-        *entry = Value::Mapping(Mapping::new());
-    }
-    match entry {
-        Value::Mapping(m) => m,
-        _ => unreachable!("just made a mapping"),
-    }
 }
 
 /// Adds or replaces the `--from-vault` items in the one SealedSecret of the
@@ -491,27 +500,15 @@ fn merge_vault(
             other.len()
         ),
     };
-    let doc = file
-        .documents
-        .get_mut(at.document)
-        .context("the SealedSecret moved while merging")?;
-    let object = match at.list_item {
-        Some(i) => doc
-            .value
-            .get_mut("items")
-            .and_then(Value::as_sequence_mut)
-            .and_then(|s| s.get_mut(i)),
-        None => Some(&mut doc.value),
-    }
-    .and_then(Value::as_mapping_mut)
-    .context("the SealedSecret is not a mapping")?;
+    let object =
+        merge::object_mut(&mut file.documents, &at).context("the SealedSecret is not a mapping")?;
     let name = object
         .get("metadata")
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("(no name)")
         .to_string();
-    let spec = child_mapping(object, "spec");
+    let spec = merge::child_mapping(object, "spec");
     let mut changes = Vec::new();
     for (item, reference) in items {
         if let Some(Value::Mapping(data)) = spec.get_mut("encryptedData") {
@@ -524,7 +521,7 @@ fn merge_vault(
                 spec.shift_remove("encryptedData");
             }
         }
-        let vault = child_mapping(spec, "vaultData");
+        let vault = merge::child_mapping(spec, "vaultData");
         let replaced = vault
             .insert(item.as_str().into(), vault_value(reference)?)
             .is_some();
@@ -534,9 +531,13 @@ fn merge_vault(
             if replaced { "in" } else { "to" },
         ));
     }
+    let doc = file
+        .documents
+        .get(at.document)
+        .context("the SealedSecret moved while merging")?;
     let range = doc.range.clone();
     let text = &file.text;
-    let new_doc = gitseal_manifest::merge::render_document(
+    let new_doc = merge::render_document(
         text.get(range.clone()).unwrap_or_default(),
         &doc.value,
         file.syntax,

@@ -13,7 +13,7 @@ use gitseal_manifest::output;
 use gitseal_manifest::seal::Others;
 
 use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{read_documents, write_output, FormatArg};
+use crate::commands::seal::{check_stdin_once, read_documents, write_output, FormatArg};
 use crate::exit::{coded, Exit};
 
 /// Open SealedSecret manifests into Secret manifests (needs a private key).
@@ -58,18 +58,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stdin_uses = args
-        .identities
-        .iter()
-        .chain(&args.files)
-        .filter(|p| p.as_os_str() == "-")
-        .count()
-        + usize::from(args.files.is_empty());
-    if stdin_uses > 1 {
-        anyhow::bail!(
-            "standard input can be read only once: give the identity or the manifests as a file"
-        );
-    }
+    check_stdin_once(&args.identities, &args.files)?;
     let mut identities = Vec::new();
     for path in &args.identities {
         identities.extend(load_identities(path)?);

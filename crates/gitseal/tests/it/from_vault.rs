@@ -10,15 +10,11 @@ stringData:
   user: hunter2-PLAINTEXT
 ";
 
-fn yaml(text: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(text).expect("yaml")
-}
-
 fn seal_one(env: &Env, extra: &[&str]) -> Out {
     env.write("secret.yaml", ONE_SECRET);
-    let mut args = vec!["seal", "-r", &env.recipient, "-f", "secret.yaml"];
+    let mut args = vec!["-f", "secret.yaml"];
     args.extend_from_slice(extra);
-    env.run(&args)
+    env.seal(&args)
 }
 
 #[test]
@@ -37,7 +33,7 @@ fn sealing_adds_vault_items_next_to_sealed_ones() {
             "sealed.yaml",
         ],
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     let v = yaml(&env.read("sealed.yaml"));
     let spec = &v["spec"];
     assert!(spec["encryptedData"]["user"]
@@ -53,7 +49,7 @@ host: {mount: kv, path: app/db, field: host}"
     );
     // The sealed item still opens; the Vault items are not in the Secret offline.
     let out = env.run(&["unseal", "-i", "key.txt", "-f", "sealed.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     assert_eq!(data_item(&out.stdout, 0, "user"), b"hunter2-PLAINTEXT");
 }
 
@@ -101,10 +97,7 @@ fn conflicting_or_ambiguous_items_exit_2_and_write_nothing() {
         &env,
         &["--from-vault", "user=kv/app/db#user", "-o", "s.yaml"],
     );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out
-        .stderr
-        .contains("item \"user\" is both in the Secret and in --from-vault"));
+    out.exits_with(2, "item \"user\" is both in the Secret and in --from-vault");
     // Same item twice.
     let out = seal_one(
         &env,
@@ -117,21 +110,13 @@ fn conflicting_or_ambiguous_items_exit_2_and_write_nothing() {
             "s.yaml",
         ],
     );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("names item \"a\" twice"),
-        "{}",
-        out.stderr
-    );
+    out.exits_with(2, "names item \"a\" twice");
     // Two Secrets: which one gets the reference?
     env.write(
         "two.yaml",
         &format!("{ONE_SECRET}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: api, namespace: app}}\n"),
     );
-    let out = env.run(&[
-        "seal",
-        "-r",
-        &env.recipient,
+    let out = env.seal(&[
         "-f",
         "two.yaml",
         "--from-vault",
@@ -139,12 +124,7 @@ fn conflicting_or_ambiguous_items_exit_2_and_write_nothing() {
         "-o",
         "s.yaml",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("the input holds 2 Secrets"),
-        "{}",
-        out.stderr
-    );
+    out.exits_with(2, "the input holds 2 Secrets");
     assert!(!env.path("s.yaml").exists());
 }
 
@@ -152,7 +132,7 @@ fn conflicting_or_ambiguous_items_exit_2_and_write_nothing() {
 fn merge_into_replaces_a_sealed_item_and_keeps_the_rest_byte_for_byte() {
     let env = Env::new();
     let out = seal_one(&env, &["-o", "body.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     let other = "# other objects stay as written\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c,   namespace: app}\n";
     let file = format!("# db credentials\n{}---\n{other}", env.read("body.yaml"));
     env.write("sealed.yaml", &file);
@@ -167,7 +147,7 @@ fn merge_into_replaces_a_sealed_item_and_keeps_the_rest_byte_for_byte() {
         "--from-vault",
         "password=kv/app/db#password",
     ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     assert!(out
         .stderr
         .contains("item \"user\" of db was sealed; now a Vault reference"));
@@ -190,10 +170,7 @@ password: {mount: kv, path: app/db, field: password}"
         "new.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: app}\nstringData: {user: hunter2-PLAINTEXT}\n",
     );
-    let out = env.run(&[
-        "seal",
-        "-r",
-        &env.recipient,
+    let out = env.seal(&[
         "--merge-into",
         "sealed.yaml",
         "-f",
@@ -201,13 +178,7 @@ password: {mount: kv, path: app/db, field: password}"
         "--from-vault",
         "password=kv1:secret/app/db#pw",
     ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("replaced Vault item \"password\" in db"),
-        "{}",
-        out.stderr
-    );
+    out.exits_with(0, "replaced Vault item \"password\" in db");
     let text = env.read("sealed.yaml");
     let v = yaml(text.split("\n---\n").next().expect("first doc"));
     assert!(v["spec"]["encryptedData"]["user"].is_string(), "{text}");
@@ -222,7 +193,7 @@ password: {mount: kv, path: app/db, field: password}"
 fn merge_into_errors_leave_the_file_unchanged() {
     let env = Env::new();
     let out = seal_one(&env, &["-o", "sealed.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     let before = env.read("sealed.yaml");
     let out = env.run(&[
         "seal",
@@ -231,13 +202,7 @@ fn merge_into_errors_leave_the_file_unchanged() {
         "--from-vault",
         "password=kv/app/db#",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("expected [kv1:|kv2:]MOUNT/PATH#FIELD[@VERSION]"),
-        "{}",
-        out.stderr
-    );
+    out.exits_with(2, "expected [kv1:|kv2:]MOUNT/PATH#FIELD[@VERSION]");
     assert_eq!(env.read("sealed.yaml"), before);
 
     // Two SealedSecrets: which one?
@@ -250,12 +215,9 @@ fn merge_into_errors_leave_the_file_unchanged() {
         "--from-vault",
         "a=kv/app/db#a",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("needs a file holding exactly one SealedSecret; it holds 2"),
-        "{}",
-        out.stderr
+    out.exits_with(
+        2,
+        "needs a file holding exactly one SealedSecret; it holds 2",
     );
     assert_eq!(env.read("two.yaml"), two);
 }
@@ -264,20 +226,17 @@ fn merge_into_errors_leave_the_file_unchanged() {
 fn pass_through_sealed_secrets_do_not_get_the_vault_items() {
     let env = Env::new();
     let out = seal_one(&env, &["-o", "first.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     let passed = env.read("first.yaml").replace("name: db", "name: old");
     env.write("mixed.yaml", &format!("{passed}---\n{ONE_SECRET}"));
-    let out = env.run(&[
-        "seal",
-        "-r",
-        &env.recipient,
+    let out = env.seal(&[
         "-f",
         "mixed.yaml",
         "--pass-through",
         "--from-vault",
         "password=kv/app/db#password",
     ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     let docs: Vec<serde_yaml::Value> = out.stdout.split("\n---\n").map(yaml).collect();
     assert_eq!(docs.len(), 2, "{}", out.stdout);
     assert_eq!(docs[0]["metadata"]["name"], "old");

@@ -6,12 +6,6 @@ use secrecy::ExposeSecret as _;
 
 use crate::support::*;
 
-#[cfg(unix)]
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
-}
-
 #[test]
 fn keygen_writes_a_private_file_in_age_keygen_format() {
     let env = Env::new();
@@ -27,7 +21,7 @@ fn keygen_writes_a_private_file_in_age_keygen_format() {
     assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
     assert!(env.recipient.starts_with("age1"));
     #[cfg(unix)]
-    assert_eq!(mode(&env.path("key.txt")), 0o600);
+    assert_eq!(file_mode(&env.path("key.txt")), 0o600);
     // The age crate reads it, and agrees on the recipient.
     let age_id = age::x25519::Identity::from_str(lines[2]).expect("age parses a gitseal identity");
     assert_eq!(age_id.to_public().to_string(), env.recipient);
@@ -38,7 +32,7 @@ fn keygen_refuses_to_overwrite_without_force() {
     let env = Env::new();
     let before = env.read("key.txt");
     let out = env.run(&["keygen", "-o", "key.txt"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.exits(2);
     assert!(
         out.stderr
             .contains("key.txt already exists; not overwriting a key (pass --force to replace it"),
@@ -55,12 +49,12 @@ fn keygen_refuses_to_overwrite_without_force() {
             .expect("chmod");
     }
     let out = env.run(&["keygen", "-o", "key.txt", "--force"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     assert_ne!(env.read("key.txt"), before, "replaced");
     assert!(env.read("key.txt").contains(out.stdout.trim()));
     #[cfg(unix)]
     assert_eq!(
-        mode(&env.path("key.txt")),
+        file_mode(&env.path("key.txt")),
         0o600,
         "a replaced key file is private again"
     );
@@ -69,8 +63,7 @@ fn keygen_refuses_to_overwrite_without_force() {
     let out = env.run(&["keygen", "--force"]);
     assert_eq!(out.code, 2, "--force needs -o: {}", out.stderr);
     let out = env.run(&["keygen", "-o", "no/such/dir/key.txt"]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("no/such/dir/key.txt"), "{}", out.stderr);
+    out.exits_with(2, "no/such/dir/key.txt");
 }
 
 #[test]
@@ -119,23 +112,12 @@ fn pubkey_prints_recipients_and_key_ids() {
 fn pubkey_errors() {
     let env = Env::new();
     let out = env.run(&["pubkey", "-i", "missing.txt"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("cannot read missing.txt"),
-        "{}",
-        out.stderr
-    );
+    out.exits_with(2, "cannot read missing.txt");
     let key = env.read("key.txt");
     let broken = key.replace("AGE-SECRET-KEY-1", "AGE-SECRET-KEY-1X");
     env.write("broken.txt", &broken);
     let out = env.run(&["pubkey", "-i", "broken.txt"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("broken.txt: not a usable identity file"),
-        "{}",
-        out.stderr
-    );
+    out.exits_with(2, "broken.txt: not a usable identity file");
     assert!(
         out.stderr.contains("invalid identity on line 3"),
         "{}",
@@ -148,8 +130,7 @@ fn pubkey_errors() {
     );
     env.write("public.txt", &format!("{}\n", env.recipient));
     let out = env.run(&["pubkey", "-i", "public.txt"]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("line 1"), "{}", out.stderr);
+    out.exits_with(2, "line 1");
     env.write("empty.txt", "# nothing\n");
     let out = env.run(&["pubkey", "-i", "empty.txt"]);
     assert!(out.stderr.contains("no identity found"), "{}", out.stderr);
@@ -182,7 +163,7 @@ fn age_identities_work_and_gitseal_keys_work_with_age() {
         ],
         value,
     );
-    assert_eq!(sealed.code, 0, "{}", sealed.stderr);
+    sealed.ok();
     env.write(
         "s.yaml",
         &format!(
@@ -191,7 +172,7 @@ fn age_identities_work_and_gitseal_keys_work_with_age() {
         ),
     );
     let out = env.run(&["unseal", "-i", "age-key.txt", "-f", "s.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.ok();
     assert_eq!(data_item(&out.stdout, 0, "k"), value);
 
     // age encrypts to a gitseal recipient and decrypts with a gitseal identity.
