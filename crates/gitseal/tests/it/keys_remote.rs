@@ -1,10 +1,15 @@
 //! `reseal` (re-encrypt to new keys with an old one) and `fetch-key` (a
-//! controller's published keys, over HTTP from a canned server in a thread,
-//! or from a saved ConfigMap), through the binary.
+//! controller's published keys: over HTTP from a canned server in a thread,
+//! through a fake Kubernetes API server's service proxy and ConfigMap path
+//! with a kubeconfig pointing at it, or from a saved ConfigMap), through the
+//! binary.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use gitseal_crypto::{Envelope, Identity};
 
@@ -400,16 +405,30 @@ fn fetch_key_http_failures() {
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
 
-    // https is refused with a way forward: exit 2.
-    let out = env.run(&["fetch-key", "--url", "https://gitseal.example"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("--configmap-file"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("kubectl get configmap gitseal-public-keys"),
-        "{}",
-        out.stderr
-    );
+    // https goes through rustls (ring provider installed first): a server
+    // that does not speak TLS is a connection failure (exit 4), not a panic.
+    let api = FakeApi::start(vec![]);
+    let https = api.url.replacen("http://", "https://", 1);
+    let out = env.run(&["fetch-key", "--url", &https]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(api.requests().is_empty(), "no HTTP request in clear");
+
+    // Not an http(s) URL: exit 2.
+    for bad in [
+        "ftp://gitseal.example",
+        "http://user@gitseal.example",
+        "gitseal.example",
+    ] {
+        let out = env.run(&["fetch-key", "--url", bad]);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("expected http[s]://HOST"),
+            "{}",
+            out.stderr
+        );
+    }
 
     // Not JSON: exit 2.
     let (url, _req) = serve_once(ok_response("<html>hello</html>"));
@@ -681,4 +700,730 @@ fn reseal_value_not_written_verbatim_is_rewritten() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(data_item(&out.stdout, 0, "password"), b"hunter2-PLAINTEXT");
     assert_eq!(data_item(&out.stdout, 0, "user"), b"admin");
+}
+
+// ---- fetch-key through the Kubernetes API (--kube, --configmap) ----
+
+/// The service-proxy path for the default namespace, service and port.
+const PROXY_PATH: &str =
+    "/api/v1/namespaces/gitseal-system/services/gitseal-controller:http/proxy/v1/keys";
+/// The published ConfigMap's path.
+const CM_PATH: &str = "/api/v1/namespaces/gitseal-system/configmaps/gitseal-public-keys";
+/// The bearer token of the kubeconfig user; it must never show in output.
+const TOKEN: &str = "kubeconfig-token-8f3a2c";
+
+/// A fake Kubernetes API server on 127.0.0.1 (plain HTTP): answers each
+/// request by its path from a fixed table (anything else: a 404 `Status`,
+/// as the API server does), records the request heads, closes each
+/// connection after one answer, and drops connections that start a TLS
+/// handshake.
+struct FakeApi {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+/// A route of [`FakeApi`]: path, status code, JSON body.
+type Route = (String, u16, String);
+
+impl FakeApi {
+    /// Serves plain HTTP.
+    fn start(routes: Vec<Route>) -> FakeApi {
+        FakeApi::serve(routes, None)
+    }
+
+    /// Serves HTTPS with the self-signed [`TEST_TLS_CERT`] (for 127.0.0.1).
+    fn start_tls(routes: Vec<Route>) -> FakeApi {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(TEST_TLS_CERT.as_bytes()).expect("cert")],
+                PrivateKeyDer::from_pem_slice(TEST_TLS_KEY.as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        FakeApi::serve(routes, Some(Arc::new(config)))
+    }
+
+    fn serve(routes: Vec<Route>, tls: Option<Arc<rustls::ServerConfig>>) -> FakeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                match &tls {
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(Arc::clone(config)) else {
+                            continue;
+                        };
+                        let mut stream = rustls::StreamOwned::new(session, conn);
+                        answer(&mut stream, &routes, &seen);
+                        stream.conn.send_close_notify();
+                        let _ = stream.flush();
+                    }
+                    None => answer(&mut { conn }, &routes, &seen),
+                }
+            }
+        });
+        FakeApi { url, requests }
+    }
+
+    /// The request heads received so far.
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// The request paths received so far.
+    fn paths(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|h| h.split_whitespace().nth(1).unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Reads one request head from `conn`, records it, and answers it from
+/// `routes` (else a 404 `Status`). A plain connection that starts a TLS
+/// handshake is dropped.
+fn answer(
+    conn: &mut (impl std::io::Read + std::io::Write),
+    routes: &[Route],
+    seen: &Mutex<Vec<String>>,
+) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+        if head == [0x16] {
+            return; // a TLS ClientHello on the plain port
+        }
+    }
+    if !head.ends_with(b"\r\n\r\n") {
+        return;
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    seen.lock().expect("lock").push(head);
+    let (code, body) = routes
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, c, b)| (*c, b.clone()))
+        .unwrap_or_else(|| {
+            let message = "the server could not find the requested resource";
+            (404, api_status(404, "NotFound", message))
+        });
+    let response = format!(
+        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(response.as_bytes());
+    let _ = conn.flush();
+}
+
+/// A Kubernetes `Status` object as the API server sends with an error.
+fn api_status(code: u16, reason: &str, message: &str) -> String {
+    serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+    })
+    .to_string()
+}
+
+/// The published ConfigMap as the API server returns it (JSON).
+fn configmap_json(json: &str, active: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "gitseal-public-keys", "namespace": "gitseal-system",
+                     "resourceVersion": "4711", "labels": {"app.kubernetes.io/managed-by": "gitseal"}},
+        "data": {"active": active, "keys.json": json},
+    })
+    .to_string()
+}
+
+/// A kubeconfig with context `main` (current, token auth) on `server`, and
+/// context `other` on `other_server` whose user gets its token from an exec
+/// plugin (a shell printing an ExecCredential).
+fn kubeconfig(server: &str, other_server: &str) -> String {
+    // gitseal:allow a made-up token for the fake API server
+    let credential = r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"exec-token-77d1"}}"#;
+    format!(
+        "apiVersion: v1
+kind: Config
+current-context: main
+clusters:
+- name: main
+  cluster: {{server: \"{server}\"}}
+- name: other
+  cluster: {{server: \"{other_server}\"}}
+users:
+- name: alice
+  user: {{token: {TOKEN}}}
+- name: plugin
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: sh
+      args:
+      - -c
+      - |
+        printf '%s' '{credential}'
+      interactiveMode: Never
+contexts:
+- name: main
+  context: {{cluster: main, user: alice, namespace: default}}
+- name: other
+  context: {{cluster: other, user: plugin}}
+"
+    )
+}
+
+/// What a run printed and its exit code.
+struct KubeOut {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl KubeOut {
+    /// Asserts exit code `code` and that stderr contains `message`.
+    #[track_caller]
+    fn fails(&self, code: i32, message: &str) -> &KubeOut {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        assert!(
+            self.stderr.contains(message),
+            "expected {message:?} in {}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs the binary in `env`'s directory with a clean Kubernetes
+/// environment (HOME is the temp dir, so no ~/.kube/config; no in-cluster
+/// variables) plus `vars`. Checks that no credential shows in the output.
+fn run_kube(env: &Env, args: &[&str], vars: &[(&str, &Path)]) -> KubeOut {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitseal"));
+    cmd.args(args)
+        .current_dir(env.dir.path())
+        .env("HOME", env.dir.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .stdin(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("gitseal runs");
+    let out = KubeOut {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    for secret in [TOKEN, "exec-token-77d1"] {
+        assert!(
+            !out.stderr.contains(secret) && !out.stdout.contains(secret),
+            "a credential shows: {}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out
+}
+
+/// Whether a recorded request head carries `Authorization: Bearer token`.
+fn has_bearer(head: &str, token: &str) -> bool {
+    head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("authorization") && v.trim() == format!("Bearer {token}")
+        })
+    })
+}
+
+#[test]
+fn fetch_key_through_the_service_proxy() {
+    let env = Env::new();
+    let (active, old, json) = published();
+    let api = FakeApi::start(vec![
+        (PROXY_PATH.to_string(), 200, json.clone()),
+        (
+            "/api/v1/namespaces/ops/services/sealer:8443/proxy/v1/keys".to_string(),
+            200,
+            json.clone(),
+        ),
+    ]);
+    env.write("kubeconfig", &kubeconfig(&api.url, "http://127.0.0.1:9"));
+    env.write("keys.yaml", KEYRING);
+    let kc = env.path("kubeconfig");
+    let vars = [("KUBECONFIG", kc.as_path())];
+
+    let out = run_kube(
+        &env,
+        &[
+            "fetch-key",
+            "--kube",
+            "--keyring",
+            "keys.yaml",
+            "--env",
+            "prod",
+            "--write",
+        ],
+        &vars,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{}\n", active.recipient()));
+    assert!(
+        out.stderr.contains("environment \"prod\" now seals to"),
+        "{}",
+        out.stderr
+    );
+    let k = gitseal_manifest::keyring::Keyring::load(&env.path("keys.yaml")).expect("keyring");
+    assert_eq!(
+        k.environments["prod"].recipients,
+        vec![active.recipient().clone()]
+    );
+    let before = gitseal_manifest::keyring::Keyring::from_yaml(KEYRING, "k").expect("keyring");
+    assert_eq!(
+        k.environments["dev"], before.environments["dev"],
+        "dev kept"
+    );
+
+    let heads = api.requests();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(
+        heads[0].starts_with(&format!("GET {PROXY_PATH} HTTP/1.1\r\n")),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        has_bearer(&heads[0], TOKEN),
+        "the kubeconfig token is sent: {}",
+        heads[0]
+    );
+
+    // --all; another namespace, service and numeric port.
+    let out = run_kube(
+        &env,
+        &[
+            "fetch-key",
+            "--kube",
+            "--all",
+            "--controller-namespace",
+            "ops",
+            "--service",
+            "sealer",
+            "--port",
+            "8443",
+        ],
+        &vars,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("{}\n{}\n", active.recipient(), old.recipient())
+    );
+    assert_eq!(
+        api.paths().last().map(String::as_str),
+        Some("/api/v1/namespaces/ops/services/sealer:8443/proxy/v1/keys")
+    );
+}
+
+#[test]
+fn fetch_key_configmap_from_the_api() {
+    let env = Env::new();
+    let (active, _old, json) = published();
+    let cm = configmap_json(&json, &active.recipient().to_string());
+    let main = FakeApi::start(vec![(CM_PATH.to_string(), 200, cm.clone())]);
+    let other = FakeApi::start(vec![(
+        "/api/v1/namespaces/keys/configmaps/dr-keys".to_string(),
+        200,
+        cm.clone(),
+    )]);
+    env.write("kubeconfig", &kubeconfig(&main.url, &other.url));
+
+    // Default name, kubeconfig from $KUBECONFIG, current context.
+    let kc = env.path("kubeconfig");
+    let out = run_kube(
+        &env,
+        &[
+            "fetch-key",
+            "--configmap",
+            "--keyring",
+            "new.yaml",
+            "--env",
+            "prod",
+            "--write",
+        ],
+        &[("KUBECONFIG", kc.as_path())],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{}\n", active.recipient()));
+    assert_eq!(main.paths(), vec![CM_PATH.to_string()]);
+    assert!(has_bearer(&main.requests()[0], TOKEN));
+    let k = gitseal_manifest::keyring::Keyring::load(&env.path("new.yaml")).expect("keyring");
+    assert_eq!(
+        k.environments["prod"].recipients,
+        vec![active.recipient().clone()]
+    );
+
+    // --kubeconfig FILE (no $KUBECONFIG), --context with an exec plugin,
+    // a named ConfigMap in another namespace.
+    let out = run_kube(
+        &env,
+        &[
+            "fetch-key",
+            "--configmap",
+            "dr-keys",
+            "--controller-namespace",
+            "keys",
+            "--kubeconfig",
+            "kubeconfig",
+            "--context",
+            "other",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{}\n", active.recipient()));
+    assert_eq!(
+        main.requests().len(),
+        1,
+        "the current context's server is not asked"
+    );
+    let heads = other.requests();
+    assert_eq!(heads.len(), 1);
+    assert!(heads[0].starts_with("GET /api/v1/namespaces/keys/configmaps/dr-keys "));
+    assert!(
+        has_bearer(&heads[0], "exec-token-77d1"),
+        "exec plugin token: {}",
+        heads[0]
+    );
+}
+
+#[test]
+fn fetch_key_through_the_api_failures_change_nothing() {
+    let env = Env::new();
+    let (active, old, json) = published();
+    env.write("keys.yaml", KEYRING);
+    let bad_id = json.replacen(&active.key_id().to_string(), &old.key_id().to_string(), 1);
+    let forbidden_proxy = api_status(
+        403,
+        "Forbidden",
+        "services \"gitseal-controller:http\" is forbidden: User \"bob\" cannot get resource \"services/proxy\" in API group \"\" in the namespace \"gitseal-system\"",
+    );
+    let huge = format!("[{}]", " ".repeat(2 << 20));
+    // (source flag, status, body, exit code, messages)
+    let cases: Vec<(&str, u16, String, i32, Vec<&str>)> = vec![
+        (
+            "--kube",
+            403,
+            forbidden_proxy,
+            4,
+            vec![
+                "forbidden",
+                "`get` on `services/proxy`",
+                "kubectl auth can-i get services/gitseal-controller:http --subresource=proxy -n gitseal-system",
+                "cannot get resource",
+            ],
+        ),
+        (
+            "--configmap",
+            403,
+            api_status(403, "Forbidden", "configmaps \"gitseal-public-keys\" is forbidden"),
+            4,
+            vec!["`get` on `configmaps`", "kubectl auth can-i get configmaps/gitseal-public-keys"],
+        ),
+        (
+            "--kube",
+            404,
+            api_status(404, "NotFound", "services \"gitseal-controller\" not found"),
+            4,
+            vec!["service gitseal-system/gitseal-controller not found", "--controller-namespace"],
+        ),
+        (
+            "--configmap",
+            404,
+            api_status(404, "NotFound", "configmaps \"gitseal-public-keys\" not found"),
+            4,
+            vec!["ConfigMap gitseal-system/gitseal-public-keys not found"],
+        ),
+        (
+            // The controller itself answers 404 (not a Status): wrong port?
+            "--kube",
+            404,
+            "404 page not found".to_string(),
+            4,
+            vec!["is it a gitseal controller", "--port"],
+        ),
+        (
+            "--kube",
+            503,
+            api_status(503, "ServiceUnavailable", "no endpoints available for service \"gitseal-controller:http\""),
+            4,
+            vec!["no controller is ready", "no endpoints available", "rollout status"],
+        ),
+        (
+            "--kube",
+            401,
+            api_status(401, "Unauthorized", "Unauthorized"),
+            4,
+            vec!["refused the kubeconfig's credentials"],
+        ),
+        ("--kube", 200, bad_id.clone(), 2, vec!["refusing it"]),
+        ("--kube", 200, "<html>hi</html>".to_string(), 2, vec!["not valid JSON"]),
+        ("--kube", 200, huge, 2, vec!["larger than 1 MiB"]),
+        (
+            "--configmap",
+            200,
+            configmap_json(&json, &old.recipient().to_string()),
+            2,
+            vec!["is not the key marked active"],
+        ),
+        (
+            "--configmap",
+            200,
+            configmap_json(&bad_id, &active.recipient().to_string()),
+            2,
+            vec!["ConfigMap gitseal-system/gitseal-public-keys", "refusing it"],
+        ),
+    ];
+    for (i, (flag, code, body, exit, messages)) in cases.iter().enumerate() {
+        let path = if *flag == "--kube" {
+            PROXY_PATH
+        } else {
+            CM_PATH
+        };
+        let api = FakeApi::start(vec![(path.to_string(), *code, body.clone())]);
+        env.write("kubeconfig", &kubeconfig(&api.url, "http://127.0.0.1:9"));
+        let kc = env.path("kubeconfig");
+        let out = run_kube(
+            &env,
+            &[
+                "fetch-key",
+                flag,
+                "--keyring",
+                "keys.yaml",
+                "--env",
+                "dev",
+                "--write",
+            ],
+            &[("KUBECONFIG", kc.as_path())],
+        );
+        assert_eq!(out.code, *exit, "case {i}: {}", out.stderr);
+        for m in messages {
+            assert!(
+                out.stderr.contains(m),
+                "case {i}: no {m:?} in: {}",
+                out.stderr
+            );
+        }
+        assert!(out.stdout.is_empty(), "case {i}: {}", out.stdout);
+        assert_eq!(
+            api.paths(),
+            vec![path.to_string()],
+            "case {i}: one request, no retries"
+        );
+        assert_eq!(
+            env.read("keys.yaml"),
+            KEYRING,
+            "case {i}: keyring byte-identical"
+        );
+    }
+
+    let write = ["--keyring", "keys.yaml", "--env", "dev", "--write"];
+    let fetch = |extra: &[&str], vars: &[(&str, &Path)]| {
+        let mut args = vec!["fetch-key"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&write);
+        run_kube(&env, &args, vars)
+    };
+
+    // The API server cannot be reached: exit 4.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    env.write("kubeconfig", &kubeconfig(&closed, &closed));
+    let kc = env.path("kubeconfig");
+    let out = fetch(&["--kube"], &[("KUBECONFIG", kc.as_path())]);
+    out.fails(4, "cannot reach the Kubernetes API server at")
+        .fails(4, &closed);
+
+    // An exec plugin that fails: exit 4, nothing asked of the API.
+    let api = FakeApi::start(vec![(PROXY_PATH.to_string(), 200, json.clone())]);
+    env.write(
+        "kubeconfig",
+        &kubeconfig(&api.url, &api.url).replace(
+            "printf '%s'",
+            "echo 'session expired, log in again' >&2; exit 3; printf '%s'",
+        ),
+    );
+    let out = fetch(
+        &["--kube", "--context", "other"],
+        &[("KUBECONFIG", kc.as_path())],
+    );
+    out.fails(4, "cannot get credentials")
+        .fails(4, "exec credential plugin failed")
+        .fails(4, "session expired, log in again");
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+    // A plugin that prints something else (holding its token): exit 4, and
+    // the token is not shown (run_kube checks).
+    env.write(
+        "kubeconfig",
+        &kubeconfig(&api.url, &api.url).replace("printf '%s' '{", "printf '%s' '}{"),
+    );
+    let out = fetch(
+        &["--kube", "--context", "other"],
+        &[("KUBECONFIG", kc.as_path())],
+    );
+    out.fails(4, "did not print a valid ExecCredential");
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+    // No kubeconfig anywhere and not in a cluster: exit 2.
+    let out = fetch(&["--kube"], &[]);
+    out.fails(2, "no usable Kubernetes configuration");
+
+    // A kubeconfig that does not exist or does not parse, an unknown context: exit 2.
+    let out = fetch(&["--kube", "--kubeconfig", "missing.yaml"], &[]);
+    out.fails(2, "--kubeconfig missing.yaml");
+    // (its offending line holds a token, which the error must not show)
+    env.write(
+        "broken.yaml",
+        &format!("apiVersion: v1\nusers:\n- name: a\n  user: {{token: \"{TOKEN}\" }} }}\n"),
+    );
+    let out = fetch(&["--configmap", "--kubeconfig", "broken.yaml"], &[]);
+    out.fails(2, "--kubeconfig broken.yaml").fails(2, "line 4");
+    let out = fetch(
+        &["--kube", "--context", "nowhere"],
+        &[("KUBECONFIG", kc.as_path())],
+    );
+    out.fails(2, "nowhere");
+
+    // Names that would change the request path are refused before any request.
+    for (flag, value) in [
+        ("--service", "../secrets"),
+        ("--controller-namespace", "Gitseal_System"),
+        ("--port", "http/../x"),
+    ] {
+        let out = fetch(&["--kube", flag, value], &[("KUBECONFIG", kc.as_path())]);
+        out.fails(2, "not a Kubernetes name").fails(2, flag);
+    }
+    let out = fetch(&["--configmap", "a/b"], &[("KUBECONFIG", kc.as_path())]);
+    out.fails(2, "not a Kubernetes name");
+    env.write("cm.yaml", "kind: ConfigMap\n");
+    let out = fetch(&["--configmap", "cm.yaml"], &[("KUBECONFIG", kc.as_path())]);
+    out.fails(2, "use --configmap-file cm.yaml");
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+    // Kubernetes options without a Kubernetes source: usage error.
+    for extra in [
+        ["--url", "http://127.0.0.1:9", "--context", "main"],
+        ["--configmap", "x", "--service", "svc"],
+    ] {
+        let out = fetch(&extra, &[]);
+        out.fails(2, "required arguments were not provided");
+    }
+    let out = fetch(&["--kube", "--configmap"], &[]);
+    out.fails(2, "cannot be used with");
+    assert_eq!(env.read("keys.yaml"), KEYRING, "keyring byte-identical");
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost (valid until
+/// 2126), made for these tests with `openssl req -x509 -newkey ec …`.
+const TEST_TLS_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBvDCCAWKgAwIBAgIUfb3lWXsBud6Y/z04gAu06E5reFswCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQZ2l0c2VhbC10ZXN0LWFwaTAgFw0yNjExMjIwMDM3NDdaGA8y
+MTI2MTAyOTAwMzc0N1owGzEZMBcGA1UEAwwQZ2l0c2VhbC10ZXN0LWFwaTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABM6noHdKfUzrlwtUaDM0Ory2pqLBt56pbyDP
+UNAw0OiJEjlhZXiBxQ+18lvFoxfVIElEd3kO0MzCVEdByGOmeRGjgYEwfzAdBgNV
+HQ4EFgQUEqMSrRTmMD9r65iHAiwOK8VOpE4wHwYDVR0jBBgwFoAUEqMSrRTmMD9r
+65iHAiwOK8VOpE4wGgYDVR0RBBMwEYcEfwAAAYIJbG9jYWxob3N0MAwGA1UdEwEB
+/wQCMAAwEwYDVR0lBAwwCgYIKwYBBQUHAwEwCgYIKoZIzj0EAwIDSAAwRQIgGpyB
+bsg4af0ngxqN6hvjmKztBDfAfI0AX5FIS83tw+kCIQD3qMMGbrk0bPpwEP551JOf
+oFasxNdTAD6IlwONps95aA==
+-----END CERTIFICATE-----
+";
+
+// gitseal:allow the test-only key of TEST_TLS_CERT, guards nothing
+const TEST_TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgUBubiuui44CwL9M8
+qV7uJMg8ZClXiJ5M4b8VUC/+Lx+hRANCAATOp6B3Sn1M65cLVGgzNDq8tqaiwbee
+qW8gz1DQMNDoiRI5YWV4gcUPtfJbxaMX1SBJRHd5DtDMwlRHQchjpnkR
+-----END PRIVATE KEY-----
+";
+
+#[test]
+fn fetch_key_over_tls_with_the_kubeconfig_ca() {
+    use base64::Engine as _;
+    let env = Env::new();
+    let (active, _old, json) = published();
+    let api = FakeApi::start_tls(vec![(PROXY_PATH.to_string(), 200, json)]);
+    let ca = base64::engine::general_purpose::STANDARD.encode(TEST_TLS_CERT);
+    let kubeconfig = |cluster: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: tls\nclusters:\n- name: tls\n  \
+             cluster: {{server: \"{}\"{cluster}}}\nusers:\n- name: alice\n  user: {{token: {TOKEN}}}\n\
+             contexts:\n- name: tls\n  context: {{cluster: tls, user: alice}}\n",
+            api.url
+        )
+    };
+    env.write("keys.yaml", KEYRING);
+    let write = [
+        "fetch-key",
+        "--kube",
+        "--keyring",
+        "keys.yaml",
+        "--env",
+        "dev",
+        "--write",
+    ];
+
+    // Without the cluster's CA the server is not trusted: exit 4, nothing sent, nothing written.
+    env.write("untrusted.yaml", &kubeconfig(""));
+    let kc = env.path("untrusted.yaml");
+    let out = run_kube(&env, &write, &[("KUBECONFIG", kc.as_path())]);
+    out.fails(
+        4,
+        "cannot reach the Kubernetes API server at https://127.0.0.1:",
+    )
+    .fails(4, "certificate-authority");
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+    assert_eq!(env.read("keys.yaml"), KEYRING);
+
+    // With certificate-authority-data: TLS (rustls, ring) and the token go through.
+    env.write(
+        "kubeconfig",
+        &kubeconfig(&format!(", certificate-authority-data: {ca}")),
+    );
+    let kc = env.path("kubeconfig");
+    let out = run_kube(&env, &write, &[("KUBECONFIG", kc.as_path())]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{}\n", active.recipient()));
+    let heads = api.requests();
+    assert_eq!(heads.len(), 1);
+    assert!(heads[0].starts_with(&format!("GET {PROXY_PATH} HTTP/1.1\r\n")));
+    assert!(has_bearer(&heads[0], TOKEN), "{}", heads[0]);
+    let k = gitseal_manifest::keyring::Keyring::load(&env.path("keys.yaml")).expect("keyring");
+    assert_eq!(
+        k.environments["dev"].recipients,
+        vec![active.recipient().clone()]
+    );
+
+    // --url https:// with the platform's roots does not trust it either.
+    let out = run_kube(&env, &["fetch-key", "--url", &api.url], &[]);
+    out.fails(4, "cannot connect to the controller")
+        .fails(4, "not trusted by this system");
+    assert_eq!(api.requests().len(), 1);
 }
