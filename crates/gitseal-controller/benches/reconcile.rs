@@ -1,6 +1,8 @@
 //! Reconcile benchmark: N SealedSecrets × M items through the in-process
 //! fake API and the real kube-runtime Controller, with kube's default client
-//! settings. Reports wall time, CPU per reconcile and peak RSS.
+//! settings. Reports wall time, CPU per reconcile and peak RSS — of the whole
+//! process, fake API included; `benches/controller_process.rs` measures the
+//! controller binary alone.
 //!
 //! Run: `cargo bench -p gitseal-controller --bench reconcile` (N=10000, M=10;
 //! override with `GITSEAL_BENCH_OBJECTS` / `GITSEAL_BENCH_ITEMS`).
@@ -9,13 +11,13 @@
 
 #[path = "../tests/it/fake_api.rs"]
 mod fake_api;
+#[path = "../tests/it/process.rs"]
+mod process;
 
 use std::time::{Duration, Instant};
 
-use gitseal_controller::keys::key_secret;
 use gitseal_controller::run::{self, Config};
-use gitseal_crypto::{seal, Binding, Identity, Scope};
-use serde_json::{json, Value};
+use gitseal_crypto::Identity;
 
 const NS: &str = "gitseal-system";
 
@@ -26,100 +28,10 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// (user+system CPU seconds, peak RSS in KiB) of this process, from /proc
-/// (`VmHWM` is what getrusage reports as ru_maxrss).
-fn usage() -> (f64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // fields[0] is state (field 3); utime is field 14, stime 15.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (cpu, kib("VmHWM:"))
-}
-
-fn rss_now() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn make_objects(n: usize, items: usize, id: &Identity) -> Vec<(String, Value)> {
-    let recipients = [id.recipient().clone()];
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let recipients = &recipients;
-                s.spawn(move || {
-                    let mut out = Vec::new();
-                    for i in (t * chunk)..((t + 1) * chunk).min(n) {
-                        let ns = format!("team-{:03}", i % 100);
-                        let name = format!("app-{i:05}");
-                        let mut data = serde_json::Map::new();
-                        for j in 0..items {
-                            let key = format!("ITEM_{j}");
-                            let value = format!("value-{i}-{j}-0123456789abcdef");
-                            let env = seal(
-                                value.as_bytes(),
-                                recipients,
-                                &Binding::new(Scope::Strict, &ns, &name, &key),
-                            );
-                            if let Ok(e) = env {
-                                data.insert(key, json!(e.to_string()));
-                            }
-                        }
-                        out.push((
-                            ns.clone(),
-                            json!({
-                                "apiVersion": "gitseal.dev/v1alpha1",
-                                "kind": "SealedSecret",
-                                "metadata": {"name": name, "namespace": ns},
-                                "spec": {"encryptedData": data},
-                            }),
-                        ));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
-}
-
-fn synced(fake: &fake_api::FakeApi) -> usize {
-    fake.list_bytes("sealedsecrets")
-        .iter()
-        .filter(|b| memmem(b, b"\"reason\":\"Synced\""))
-        .count()
-}
-
-fn memmem(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// (CPU seconds, peak RSS KiB, RSS now KiB) of this process.
+fn usage() -> (f64, u64, u64) {
+    let u = process::usage(std::process::id()).unwrap_or_default();
+    (u.cpu_secs, u.hwm_kib, u.rss_kib)
 }
 
 fn main() {
@@ -132,18 +44,10 @@ fn main() {
     rt.block_on(async move {
         let fake = fake_api::FakeApi::with_history(4096);
         let id = Identity::generate();
-        let mut key = serde_json::to_value(key_secret(&id, k8s_openapi::jiff::Timestamp::now())).unwrap_or_default();
-        key["apiVersion"] = json!("v1");
-        key["kind"] = json!("Secret");
-        fake.upsert("secrets", NS, key);
         let t = Instant::now();
-        let objects = make_objects(n, items, &id);
-        for (ns, obj) in objects {
-            fake.upsert("sealedsecrets", &ns, obj);
-        }
+        process::seed(&fake, &id, n, items, false);
         eprintln!("setup: sealed {} values in {:.1}s", n * items, t.elapsed().as_secs_f64());
-        let rss_before = rss_now();
-        let (cpu0, _) = usage();
+        let (cpu0, _, rss_before) = usage();
         let start = Instant::now();
         let mut config = Config::new(NS);
         config.listen = None;
@@ -158,7 +62,7 @@ fn main() {
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let secrets = fake.count("secrets").saturating_sub(2);
-            if secrets >= n && synced(&fake) >= n {
+            if secrets >= n && process::synced(&fake) >= n {
                 break;
             }
             if last_print.elapsed() > Duration::from_secs(5) {
@@ -173,7 +77,7 @@ fn main() {
         let wall = start.elapsed();
         // Let the reconciles triggered by our own writes settle, then count them.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (cpu1, peak) = usage();
+        let (cpu1, peak, _) = usage();
         let metrics = handles.metrics.render();
         let reconciles: f64 = metrics
             .lines()

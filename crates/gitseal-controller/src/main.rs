@@ -65,6 +65,13 @@ struct RunArgs {
     /// Reconciles running at once.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// Async worker threads. The controller mostly waits on the API server
+    /// (about 1 ms of CPU per reconcile), and each worker thread costs memory
+    /// (its stack and its own malloc arena); the runtime's default is one per
+    /// CPU of the node, which is dozens on a large node without a CPU limit.
+    #[arg(long, env = "GITSEAL_WORKER_THREADS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    worker_threads: u16,
     /// Log format.
     #[arg(long, value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -116,13 +123,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::ImportKey(args) => runtime()?.block_on(import_key(args)),
-        Command::Run(args) => runtime()?.block_on(run(*args)),
+        Command::ImportKey(args) => runtime(1)?.block_on(import_key(args)),
+        Command::Run(args) => runtime(args.worker_threads.into())?.block_on(run(*args)),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime(worker_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -125,22 +125,46 @@ impl Metrics {
 
     /// Records how many values of object `id` opened with a retired key.
     pub fn set_retired(&self, id: &str, count: u64) {
-        let mut map = match self.retired_by_object.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut map = self.retired_map();
         if count == 0 {
             map.remove(id);
         } else {
             map.insert(id.to_string(), count);
         }
-        let total: u64 = map.values().sum();
-        self.retired.set(i64::try_from(total).unwrap_or(i64::MAX));
+        self.publish_retired(&map);
     }
 
     /// Forgets an object (deleted).
     pub fn forget(&self, id: &str) {
         self.set_retired(id, 0);
+    }
+
+    /// Keeps the retired-key counts of the objects for which `live` is true
+    /// and drops the others (deleted while the watch was down).
+    pub fn retain_retired(&self, live: impl Fn(&str) -> bool) {
+        let mut map = self.retired_map();
+        map.retain(|id, _| live(id));
+        self.publish_retired(&map);
+    }
+
+    /// Drops every retired-key count (this replica stopped reconciling, so
+    /// it no longer reports on the objects; the new leader does).
+    pub fn clear_retired(&self) {
+        let mut map = self.retired_map();
+        map.clear();
+        self.publish_retired(&map);
+    }
+
+    fn retired_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        match self.retired_by_object.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn publish_retired(&self, map: &HashMap<String, u64>) {
+        let total: u64 = map.values().sum();
+        self.retired.set(i64::try_from(total).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text exposition.

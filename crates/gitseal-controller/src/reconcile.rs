@@ -19,7 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -33,7 +33,9 @@ use crate::{Error, Reason, ADOPT_ANNOTATION, FIELD_MANAGER, MANAGED_BY_LABEL, MA
 /// Retry timing.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
-    /// Requeue after a successful reconcile (drift check, Vault refresh).
+    /// Requeue after a successful reconcile of an object with Vault items
+    /// (bounds `refreshInterval`). Sealed-only objects are not requeued:
+    /// every input they depend on is watched.
     pub resync: Duration,
     /// First retry delay after a failure; doubles per consecutive failure.
     pub backoff_base: Duration,
@@ -61,8 +63,11 @@ pub struct Context {
     pub hasher: Arc<DataHasher>,
     /// Vault items.
     pub vault: Arc<dyn VaultResolver>,
-    /// Publishes Events.
-    pub recorder: Recorder,
+    /// Who publishes Events. A fresh [`Recorder`] is made per Event: a
+    /// shared one caches every Event it sent for six minutes (for series
+    /// counting we never need, since each change is reported once), which
+    /// is megabytes when thousands of objects sync at start.
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Retry timing.
@@ -71,7 +76,8 @@ pub struct Context {
     /// ([`crate::rollout`]); on by default.
     pub rollout: bool,
     failures: Mutex<HashMap<String, u32>>,
-    emitted: Mutex<HashMap<String, EventKey>>,
+    /// uid → fingerprint of the last Event emitted for the object.
+    emitted: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -81,11 +87,21 @@ impl std::fmt::Debug for Context {
 }
 
 /// What an Event is about: a new one is emitted only when this changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Only its fingerprint is remembered per object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct EventKey {
     reason: String,
     message: String,
     data_hash: Option<String>,
+}
+
+impl EventKey {
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
 }
 
 impl Context {
@@ -95,7 +111,7 @@ impl Context {
         keys: Arc<KeyStore>,
         hasher: Arc<DataHasher>,
         vault: Arc<dyn VaultResolver>,
-        recorder: Recorder,
+        reporter: Reporter,
         metrics: Arc<Metrics>,
         timing: Timing,
     ) -> Self {
@@ -104,7 +120,7 @@ impl Context {
             keys,
             hasher,
             vault,
-            recorder,
+            reporter,
             metrics,
             timing,
             rollout: true,
@@ -128,6 +144,47 @@ impl Context {
 
     fn reset_failures(&self, id: &str) {
         lock(&self.failures).remove(id);
+    }
+
+    /// Forgets a deleted SealedSecret: its retry count, its last Event and
+    /// its share of the retired-key gauge.
+    pub fn forget(&self, obj: &SealedSecret) {
+        let id = object_id(obj);
+        lock(&self.failures).remove(&id);
+        if let Some(uid) = obj.metadata.uid.as_deref() {
+            lock(&self.emitted).remove(uid);
+        }
+        self.metrics.forget(&id);
+    }
+
+    /// Forgets every object not in `live` (after a relist, deletions that
+    /// happened while the watch was down are never seen as such).
+    pub fn retain_live(&self, live: &[Arc<SealedSecret>]) {
+        let ids: std::collections::HashSet<String> = live.iter().map(|o| object_id(o)).collect();
+        let uids: std::collections::HashSet<&str> = live
+            .iter()
+            .filter_map(|o| o.metadata.uid.as_deref())
+            .collect();
+        lock(&self.failures).retain(|id, _| ids.contains(id));
+        lock(&self.emitted).retain(|uid, _| uids.contains(uid.as_str()));
+        self.metrics.retain_retired(|id| ids.contains(id));
+    }
+}
+
+/// The kubectl client-side-apply annotation: a second copy of the whole
+/// object as last applied.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what reconcile never reads before a SealedSecret enters the
+/// controller's cache: `managedFields` and kubectl's last-applied copy of
+/// the object (together often larger than the object itself).
+pub fn strip_for_cache(obj: &mut SealedSecret) {
+    obj.metadata.managed_fields = None;
+    if let Some(annotations) = obj.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            obj.metadata.annotations = None;
+        }
     }
 }
 
@@ -324,6 +381,12 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
         true,
     )
     .await?;
+    if obj.spec.vault_data.is_empty() {
+        // Every input of a sealed-only Secret is watched (the SealedSecret,
+        // the Secret itself, the keys), so no timer is needed; a timer per
+        // object is a scheduler entry per object, i.e. memory.
+        return Ok(Action::await_change());
+    }
     Ok(Action::requeue(requeue))
 }
 
@@ -524,8 +587,12 @@ async fn report(
         message: c.message.clone(),
         data_hash: old.data_hash.clone(),
     });
-    let remembered = lock(&ctx.emitted).get(&uid).cloned();
-    let already = remembered.as_ref().or(from_status.as_ref()) == Some(&key);
+    let fingerprint = key.fingerprint();
+    let remembered = lock(&ctx.emitted).get(&uid).copied();
+    let already = match remembered {
+        Some(f) => f == fingerprint,
+        None => from_status.as_ref() == Some(&key),
+    };
     if !already {
         let event = Event {
             type_: if ok {
@@ -538,11 +605,12 @@ async fn report(
             action: if ok { "Sync" } else { "Open" }.to_string(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
             // Events are best effort: a failure must not block the Secret.
             tracing::warn!(error = %e, "publishing an event failed");
         }
-        lock(&ctx.emitted).insert(uid, key);
+        lock(&ctx.emitted).insert(uid, fingerprint);
     }
     Ok(())
 }

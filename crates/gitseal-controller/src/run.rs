@@ -7,13 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use futures::{FutureExt, StreamExt};
 use gitseal_manifest::SealedSecret;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{reflector, Controller, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -126,7 +128,7 @@ pub async fn start(
             keys_store.clone(),
             hasher,
             vault,
-            Recorder::new(client.clone(), reporter),
+            reporter,
             metrics.clone(),
             config.timing,
         )
@@ -207,6 +209,7 @@ async fn lead_loop(
             () = lost => tracing::info!("lost leadership; stopping reconciles"),
         }
         ctx.metrics.set_leader(false);
+        ctx.metrics.clear_retired();
     }
 }
 
@@ -268,14 +271,33 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>) {
         }
     };
 
+    // The SealedSecret cache: what reconcile never reads is stripped before
+    // it is stored, and deletions (seen live, or missing after a relist)
+    // clear the object's per-object state and its retired-key count.
     let sealed: Api<SealedSecret> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let live = reader.clone();
+    let forget = ctx.clone();
+    // Default (most recent) list semantics on purpose: an API server answers
+    // a `resourceVersion=0` ("any") list from its watch cache in one piece,
+    // ignoring `limit`, so 10,000 objects would arrive (and be decoded) at
+    // once; a consistent list is paged (500 per page) and bounds the peak.
+    let sealed_stream = watcher(sealed, watcher::Config::default())
+        .modify(reconcile::strip_for_cache)
+        .reflect(writer)
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(obj) => forget.forget(obj),
+            watcher::Event::InitDone => forget.retain_live(&live.state()),
+            _ => {}
+        })
+        .applied_objects();
+    // Owned Secrets: `owns` watches them metadata-only (PartialObjectMetadata)
+    // and keeps no cache; a change or deletion just maps to the owner.
     let owned: Api<Secret> = Api::all(client.clone());
-    let controller = Controller::new(sealed, watcher::Config::default().any_semantic())
+    let controller = Controller::for_stream(sealed_stream, reader)
         .owns(
             owned,
-            watcher::Config::default()
-                .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"))
-                .any_semantic(),
+            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
         )
         .reconcile_all_on(keys::changes(&store))
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))

@@ -501,25 +501,56 @@ pub fn base64_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// A minimal HTTP/1.1 GET over TCP: (status, body).
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
-        .await
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+pub use crate::process::http_get;
+
+/// The `gitseal_values_sealed_to_retired_keys` gauge.
+fn retired_gauge(metrics: &str) -> Option<i64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix("gitseal_values_sealed_to_retired_keys ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_key_gauge_goes_down_on_reseal_and_delete() {
+    let fake = FakeApi::new();
+    let old = Identity::generate();
+    let new = Identity::generate();
+    add_key(&fake, &old, 7200);
+    add_key(&fake, &new, 60); // newest: the active key
+    let r_old = [old.recipient().clone()];
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret("app", "one", &[("a", b"1"), ("b", b"2")], &r_old),
+    );
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret("app", "two", &[("c", b"3")], &r_old),
+    );
+    let running = start_with(&fake, config()).await;
+    let metrics = running.handles.metrics.clone();
+    let gauge_is = |n: i64| {
+        let metrics = metrics.clone();
+        move || (retired_gauge(&metrics.render()) == Some(n)).then_some(())
+    };
+    wait_for("3 values on the retired key", 10, gauge_is(3)).await;
+
+    // Resealed to the active key: that object no longer counts.
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret("app", "two", &[("c", b"3")], &[new.recipient().clone()]),
+    );
+    wait_for("2 values on the retired key", 10, gauge_is(2)).await;
+
+    // Deleted: its values leave the gauge (the Secret goes with it).
+    assert!(fake.remove("sealedsecrets", "app", "one"));
+    wait_for("no value on the retired key", 10, gauge_is(0)).await;
+    assert!(secret_of(&fake, "app", "one").is_none());
+    wait_reason(&fake, "app", "two", "Synced").await;
+    running.shutdown().await;
 }

@@ -11,8 +11,11 @@
 //! owned objects) and WATCH (replay from a bounded history, then live
 //! events; 410 Gone when the history no longer reaches back). Status
 //! subresources are kept apart from the main resource as a real API server
-//! does for CRDs. Faults (403/404/409/410/500…) can be injected per request.
-//! It is shared by the integration tests and the reconcile benchmark.
+//! does for CRDs; `Accept: …;as=PartialObjectMetadata` gets metadata-only
+//! answers (GET, LIST, WATCH) as kube's `metadata_watcher` expects. Faults
+//! (403/404/409/410/500…) can be injected per request. It is shared by the
+//! integration tests and the benchmarks; [`crate::process`] serves it over
+//! real HTTP to a separate controller process.
 
 #![allow(dead_code, clippy::result_large_err)]
 
@@ -278,6 +281,21 @@ fn owners_of(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// An object reduced to a `meta.k8s.io/v1` `PartialObjectMetadata` (what a
+/// real API server sends for `Accept: …;as=PartialObjectMetadata`).
+fn metadata_only(bytes: &Bytes) -> Bytes {
+    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let meta = v.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    Bytes::from(
+        json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": meta,
+        })
+        .to_string(),
+    )
 }
 
 /// RFC 7386 JSON merge patch.
@@ -687,8 +705,12 @@ impl FakeApi {
         Some(v)
     }
 
-    /// Serves one request.
-    pub async fn handle(&self, req: Request<kube::client::Body>) -> Response<FakeBody> {
+    /// Serves one request (from the in-process kube client, or from hyper
+    /// when served over HTTP).
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<FakeBody>
+    where
+        B: hyper::body::Body,
+    {
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
@@ -739,10 +761,17 @@ impl FakeApi {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        // `Accept: application/json;as=PartialObjectMetadata…`: metadata only,
+        // as a real API server answers kube's `metadata_watcher` / `get_metadata`.
+        let meta_only = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
         match (parts.method.clone(), route.name.is_some()) {
-            (Method::GET, false) if watch => self.watch(&route, &query),
-            (Method::GET, false) => self.list_resp(&route, &query),
-            (Method::GET, true) => self.get_resp(&route),
+            (Method::GET, false) if watch => self.watch(&route, &query, meta_only),
+            (Method::GET, false) => self.list_resp(&route, &query, meta_only),
+            (Method::GET, true) => self.get_resp(&route, meta_only),
             (Method::POST, false) => self.create(&route, &body),
             (Method::PUT, true) => self.replace(&route, &body),
             (Method::PATCH, true) => self.patch(&route, &query, &content_type, &body),
@@ -759,9 +788,10 @@ impl FakeApi {
         )
     }
 
-    fn get_resp(&self, route: &Route) -> Response<FakeBody> {
+    fn get_resp(&self, route: &Route, meta_only: bool) -> Response<FakeBody> {
         let st = self.lock();
         match st.objects.get(&Self::key_of(route)) {
+            Some(o) if meta_only => full(StatusCode::OK, metadata_only(&o.bytes)),
             Some(o) => full(StatusCode::OK, o.bytes.clone()),
             None => error(
                 404,
@@ -790,12 +820,20 @@ impl FakeApi {
         })
     }
 
-    fn list_resp(&self, route: &Route, query: &HashMap<String, String>) -> Response<FakeBody> {
+    fn list_resp(
+        &self,
+        route: &Route,
+        query: &HashMap<String, String>,
+        meta_only: bool,
+    ) -> Response<FakeBody> {
         let st = self.lock();
+        // As a real API server with its watch cache: a `resourceVersion=0`
+        // list is served whole from the cache; `limit` is ignored.
+        let from_cache = query.get("resourceVersion").map(String::as_str) == Some("0");
         let limit: usize = query
             .get("limit")
             .and_then(|l| l.parse().ok())
-            .filter(|l| *l > 0)
+            .filter(|l| *l > 0 && !from_cache)
             .unwrap_or(usize::MAX);
         let skip: usize = query
             .get("continue")
@@ -814,25 +852,42 @@ impl FakeApi {
             if n > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&o.bytes);
+            if meta_only {
+                body.extend_from_slice(&metadata_only(&o.bytes));
+            } else {
+                body.extend_from_slice(&o.bytes);
+            }
             n += 1;
         }
         let mut meta = json!({"resourceVersion": st.rv.to_string()});
         if more {
             meta["continue"] = json!((skip + n).to_string());
         }
-        let tail = json!({
-            "apiVersion": route.group_version,
-            "kind": format!("{}List", kind_of(&route.plural)),
-            "metadata": meta,
-        });
+        let tail = if meta_only {
+            json!({
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadataList",
+                "metadata": meta,
+            })
+        } else {
+            json!({
+                "apiVersion": route.group_version,
+                "kind": format!("{}List", kind_of(&route.plural)),
+                "metadata": meta,
+            })
+        };
         body.extend_from_slice(b"],");
         let tail = tail.to_string();
         body.extend_from_slice(&tail.as_bytes()[1..]);
         full(StatusCode::OK, Bytes::from(body))
     }
 
-    fn watch(&self, route: &Route, query: &HashMap<String, String>) -> Response<FakeBody> {
+    fn watch(
+        &self,
+        route: &Route,
+        query: &HashMap<String, String>,
+        meta_only: bool,
+    ) -> Response<FakeBody> {
         let from: u64 = query
             .get("resourceVersion")
             .and_then(|r| r.parse().ok())
@@ -862,12 +917,17 @@ impl FakeApi {
                 .collect();
             (backlog, self.tx.subscribe())
         };
-        let frame = |e: &WatchEvt| -> Result<hyper::body::Frame<Bytes>, Infallible> {
-            let mut line = Vec::with_capacity(e.bytes.len() + 32);
+        let frame = move |e: &WatchEvt| -> Result<hyper::body::Frame<Bytes>, Infallible> {
+            let object = if meta_only {
+                metadata_only(&e.bytes)
+            } else {
+                e.bytes.clone()
+            };
+            let mut line = Vec::with_capacity(object.len() + 32);
             line.extend_from_slice(b"{\"type\":\"");
             line.extend_from_slice(e.kind.as_bytes());
             line.extend_from_slice(b"\",\"object\":");
-            line.extend_from_slice(&e.bytes);
+            line.extend_from_slice(&object);
             line.extend_from_slice(b"}\n");
             Ok(hyper::body::Frame::data(Bytes::from(line)))
         };

@@ -5,5 +5,7 @@ mod common;
 mod e2e;
 mod fake_api;
 mod misc;
+mod process;
+mod process_smoke;
 mod scenarios;
 mod vault_e2e;

@@ -509,3 +509,68 @@ fn deploy_base_is_complete_and_least_privilege() {
         }
     }
 }
+
+#[test]
+fn retired_gauge_forgets_deleted_and_unlisted_objects() {
+    let m = Metrics::new();
+    let gauge = |m: &Metrics| {
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix("gitseal_values_sealed_to_retired_keys "))
+            .map(|v| v.trim().to_string())
+    };
+    m.set_retired("a/x", 2);
+    m.set_retired("a/y", 3);
+    m.set_retired("b/z", 4);
+    assert_eq!(gauge(&m).as_deref(), Some("9"));
+    m.forget("a/x");
+    assert_eq!(gauge(&m).as_deref(), Some("7"));
+    // After a relist only the listed objects keep their counts.
+    m.retain_retired(|id| id == "a/y");
+    assert_eq!(gauge(&m).as_deref(), Some("3"));
+    m.set_retired("a/y", 0);
+    assert_eq!(gauge(&m).as_deref(), Some("0"));
+    m.set_retired("c/w", 5);
+    // Leadership lost: this replica reports nothing any more.
+    m.clear_retired();
+    assert_eq!(gauge(&m).as_deref(), Some("0"));
+}
+
+#[test]
+fn cached_sealed_secrets_drop_managed_fields_and_last_applied() {
+    let mut obj: gitseal_manifest::SealedSecret = serde_json::from_value(json!({
+        "apiVersion": "gitseal.dev/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {
+            "name": "db",
+            "namespace": "app",
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"big\":\"copy\"}",
+                "team": "payments",
+            },
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+        },
+        "spec": {"encryptedData": {"a": "gs1:x"}},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    gitseal_controller::reconcile::strip_for_cache(&mut obj);
+    assert!(obj.metadata.managed_fields.is_none());
+    let annotations = obj.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.len(), 1);
+    assert_eq!(
+        annotations.get("team").map(String::as_str),
+        Some("payments")
+    );
+    assert_eq!(obj.spec.encrypted_data.len(), 1);
+
+    let mut only_last_applied: gitseal_manifest::SealedSecret = serde_json::from_value(json!({
+        "apiVersion": "gitseal.dev/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "db", "namespace": "app", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+        "spec": {},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    gitseal_controller::reconcile::strip_for_cache(&mut only_last_applied);
+    assert!(only_last_applied.metadata.annotations.is_none());
+}

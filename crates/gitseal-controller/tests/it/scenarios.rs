@@ -14,7 +14,7 @@ use gitseal_crypto::Identity;
 use gitseal_manifest::SealedSecret;
 use http::{Request, Response};
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -49,13 +49,10 @@ fn setup_with(rollout: bool) -> Setup {
             store,
             Arc::new(DataHasher::new(&[7u8; 32]).unwrap_or_else(|e| panic!("{e}"))),
             Arc::new(NoVault),
-            Recorder::new(
-                client,
-                Reporter {
-                    controller: "gitseal-controller".into(),
-                    instance: None,
-                },
-            ),
+            Reporter {
+                controller: "gitseal-controller".into(),
+                instance: None,
+            },
             Arc::new(Metrics::new()),
             fast_timing(),
         )

@@ -1,0 +1,165 @@
+//! Controller-only benchmark: the real `gitseal-controller run` binary in its
+//! own process reconciles N SealedSecrets × M items served by the fake API
+//! over HTTP on 127.0.0.1 (in this process), with kube's default client
+//! settings. Reports, for the controller process alone: wall time from
+//! spawn until every Secret exists and until every SealedSecret is Synced,
+//! CPU seconds per reconcile (`/proc/PID/stat`) and peak RSS (`VmHWM` from
+//! `/proc/PID/status`, read before SIGTERM).
+//!
+//! Run: `cargo bench -p gitseal-controller --bench controller_process`
+//! (N=10000, M=10; override with `GITSEAL_BENCH_OBJECTS` /
+//! `GITSEAL_BENCH_ITEMS`; extra `run` flags in `GITSEAL_BENCH_ARGS`,
+//! space-separated; `GITSEAL_BENCH_LAST_APPLIED=1` gives every object
+//! kubectl's last-applied annotation, as `kubectl apply` would). With N=0 it
+//! reports the idle controller.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[path = "../tests/it/fake_api.rs"]
+mod fake_api;
+#[path = "../tests/it/process.rs"]
+mod process;
+
+use std::time::{Duration, Instant};
+
+use gitseal_crypto::Identity;
+use process::{metric_sum, ControllerProcess};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn main() {
+    let n = env_usize("GITSEAL_BENCH_OBJECTS", 10_000);
+    let items = env_usize("GITSEAL_BENCH_ITEMS", 10);
+    let extra = std::env::var("GITSEAL_BENCH_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let last_applied = std::env::var_os("GITSEAL_BENCH_LAST_APPLIED").is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    rt.block_on(async move {
+        // Watch history deep enough that the controller's watches never get
+        // 410 Gone in the middle of the run (a real API server's watch cache).
+        let fake = fake_api::FakeApi::with_history((n * 4).max(4096));
+        let id = Identity::generate();
+        let t = Instant::now();
+        process::seed(&fake, &id, n, items, last_applied);
+        eprintln!(
+            "setup: sealed {} values in {} objects in {:.1}s",
+            n * items,
+            n,
+            t.elapsed().as_secs_f64()
+        );
+        let stored: usize = fake.list_bytes("sealedsecrets").iter().map(|b| b.len()).sum();
+        eprintln!(
+            "stored SealedSecret JSON: {:.0} bytes per object on average",
+            stored as f64 / n.max(1) as f64
+        );
+        let addr = process::serve_http(fake.clone()).await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let kubeconfig = process::write_kubeconfig(dir.path(), addr);
+        let requests_before = fake.request_count();
+        let fake_cpu_before = process::usage(std::process::id())
+            .map(|u| u.cpu_secs)
+            .unwrap_or(0.0);
+
+        let ctl = ControllerProcess::start(&kubeconfig, &extra).await;
+        let started_in = ctl.started.elapsed();
+        let mut max_sampled = 0u64;
+        let mut all_secrets: Option<Duration> = None;
+        let mut last_print = Instant::now();
+        let synced_at = loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Some(u) = ctl.usage() {
+                max_sampled = max_sampled.max(u.rss_kib);
+            }
+            // The key Secret and the hash key are Secrets too.
+            let secrets = fake.count("secrets").saturating_sub(2);
+            if all_secrets.is_none() && secrets >= n && process::written_secrets(&fake) >= n {
+                all_secrets = Some(ctl.started.elapsed());
+            }
+            if all_secrets.is_some() {
+                if n == 0 {
+                    // Idle: let it settle after startup.
+                    if ctl.started.elapsed() > Duration::from_secs(5) {
+                        break ctl.started.elapsed();
+                    }
+                } else if process::synced(&fake) >= n {
+                    break ctl.started.elapsed();
+                }
+            }
+            if last_print.elapsed() > Duration::from_secs(5) {
+                let rss = ctl.usage().map(|u| u.rss_kib).unwrap_or(0);
+                eprintln!(
+                    "  {:.0}s: {secrets} Secrets, RSS {:.1} MiB",
+                    ctl.started.elapsed().as_secs_f64(),
+                    mib(rss)
+                );
+                last_print = Instant::now();
+            }
+            if ctl.started.elapsed() > Duration::from_secs(900) {
+                eprintln!("gave up after 900 s\n{}", ctl.log_text());
+                break ctl.started.elapsed();
+            }
+        };
+        // Let the reconciles triggered by the controller's own writes settle.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (_, metrics) = process::http_get(ctl.http, "/metrics").await;
+        let reconciles = metric_sum(&metrics, "gitseal_reconciles_total");
+        let failures = metric_sum(&metrics, "gitseal_reconcile_failures_total");
+        let end = ctl.usage().unwrap_or_default();
+        let log_lines = ctl.log_lines();
+        let pid = ctl.pid;
+        let status = ctl.terminate().await;
+        let requests = fake.request_count() - requests_before;
+        let fake_cpu = process::usage(std::process::id())
+            .map(|u| u.cpu_secs)
+            .unwrap_or(0.0)
+            - fake_cpu_before;
+
+        println!(
+            "objects: {n} x {items} items{}; controller pid {pid}, separate process, fake API over HTTP",
+            if last_applied { " with kubectl's last-applied annotation" } else { "" }
+        );
+        println!("controller started (HTTP up) after {:.2} s", started_in.as_secs_f64());
+        if let Some(w) = all_secrets {
+            println!("wall time from spawn to every Secret written: {:.2} s", w.as_secs_f64());
+        }
+        println!(
+            "wall time from spawn to every SealedSecret Synced: {:.2} s",
+            synced_at.as_secs_f64()
+        );
+        println!(
+            "reconciles: {reconciles:.0} ({failures:.0} failed), API requests: {requests}, log lines: {log_lines}"
+        );
+        println!(
+            "controller CPU: {:.2} s total, {:.0} µs per reconcile, {:.0} µs per object",
+            end.cpu_secs,
+            end.cpu_secs * 1e6 / reconciles.max(1.0),
+            end.cpu_secs * 1e6 / (n.max(1)) as f64
+        );
+        println!(
+            "fake API (this process, same 2 cores) CPU during the run: {fake_cpu:.2} s"
+        );
+        println!(
+            "controller peak RSS (VmHWM): {:.1} MiB; RSS at the end: {:.1} MiB; max sampled every 200 ms: {:.1} MiB; threads: {}",
+            mib(end.hwm_kib),
+            mib(end.rss_kib),
+            mib(max_sampled),
+            end.threads
+        );
+        println!(
+            "exit on SIGTERM: {}",
+            status.map(|s| s.to_string()).unwrap_or_else(|| "killed after 10 s".to_string())
+        );
+    });
+}
