@@ -14,6 +14,7 @@ use std::fmt;
 pub enum Rule {
     KubePlaintextSecret,
     KustomizeSecretLiteral,
+    KustomizeSecretFile,
     SealedValueInvalid,
     SealedUnknownKey,
     SealedBindingMismatch,
@@ -42,6 +43,7 @@ impl Rule {
     pub const ALL: &'static [Rule] = &[
         Rule::KubePlaintextSecret,
         Rule::KustomizeSecretLiteral,
+        Rule::KustomizeSecretFile,
         Rule::SealedValueInvalid,
         Rule::SealedUnknownKey,
         Rule::SealedBindingMismatch,
@@ -70,6 +72,7 @@ impl Rule {
         match self {
             Rule::KubePlaintextSecret => "kube-plaintext-secret",
             Rule::KustomizeSecretLiteral => "kustomize-secret-literal",
+            Rule::KustomizeSecretFile => "kustomize-secret-file",
             Rule::SealedValueInvalid => "sealed-value-invalid",
             Rule::SealedUnknownKey => "sealed-unknown-key",
             Rule::SealedBindingMismatch => "sealed-binding-mismatch",
@@ -100,6 +103,9 @@ impl Rule {
             Rule::KubePlaintextSecret => "Kubernetes Secret with plaintext data committed",
             Rule::KustomizeSecretLiteral => {
                 "kustomize secretGenerator literal with a plaintext value"
+            }
+            Rule::KustomizeSecretFile => {
+                "committed file read by a kustomize secretGenerator (envs/env/files) with plaintext content"
             }
             Rule::SealedValueInvalid => "SealedSecret value that is not a valid gitseal envelope",
             Rule::SealedUnknownKey => {
@@ -137,6 +143,9 @@ impl Rule {
             }
             Rule::KustomizeSecretLiteral => {
                 "move the value into a SealedSecret (`gitseal seal`) instead of a secretGenerator literal"
+            }
+            Rule::KustomizeSecretFile => {
+                "seal the values (`gitseal seal`) and commit the SealedSecret, then delete the file, drop it from the secretGenerator and remove it from Git history (rotate the values)"
             }
             Rule::SealedValueInvalid => {
                 "re-seal the value with `gitseal seal`; the envelope is corrupt or not a gitseal value"

@@ -8,6 +8,7 @@
 //! user's git (index extensions, worktrees, `safe.directory`, alternates,
 //! partial clones). Each blob is read and scanned once, in parallel.
 
+use crate::kustomize::{self, Collected, Facts, Kustomization};
 use crate::{sort_findings, Error, Finding, Progress, ScanOutput, Scanner, Summary};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -353,6 +354,46 @@ fn list(repo: &Path, source: &Source) -> Result<(Vec<Entry>, Option<Added>), Err
     }
 }
 
+/// Kustomization files (path, blob) of the index (`--staged`) or of HEAD
+/// (`--since`); none for `--history`, whose changes hold every version.
+fn unchanged_kustomizations(repo: &Path, source: &Source) -> Result<Vec<(String, String)>, Error> {
+    let out = match source {
+        Source::Staged => run_git(
+            repo,
+            &[
+                "ls-files",
+                "-s",
+                "-z",
+                "--",
+                ":(glob)**/kustomization.yaml",
+                ":(glob)**/kustomization.yml",
+                ":(glob)**/Kustomization",
+            ],
+        )?,
+        Source::Since(_) => run_git(repo, &["ls-tree", "-r", "-z", "HEAD"])?,
+        Source::History => return Ok(Vec::new()),
+    };
+    let mut found = Vec::new();
+    for rec in out.split(|&b| b == 0) {
+        let rec = String::from_utf8_lossy(rec);
+        // ls-files: "mode sha stage\tpath"; ls-tree: "mode type sha\tpath".
+        let Some((meta, path)) = rec.split_once('\t') else {
+            continue;
+        };
+        if !kustomize::is_kustomization(path) {
+            continue;
+        }
+        let f: Vec<&str> = meta.split_whitespace().collect();
+        let sha = match (source, f.as_slice()) {
+            (Source::Staged, [mode, sha, "0"]) if mode.starts_with("100") => sha,
+            (_, [mode, "blob", sha]) if mode.starts_with("100") => sha,
+            _ => continue,
+        };
+        found.push((path.to_string(), (*sha).to_string()));
+    }
+    Ok(found)
+}
+
 /// Scans a git source of the repository at (or containing) `repo`. Paths
 /// in findings are relative to the repository root.
 pub fn scan(
@@ -401,10 +442,13 @@ fn scan_entries(
     let mut batch: Vec<(Entry, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0usize;
     let empty: Ranges = Vec::new();
+    // secretGenerator references and the facts of the blobs they may read.
+    let mut collected = Collected::default();
     let flush = |batch: &mut Vec<(Entry, Vec<u8>)>,
                  findings: &mut Vec<Finding>,
-                 summary: &mut Summary| {
-        let results: Vec<crate::BlobResult> = batch
+                 summary: &mut Summary,
+                 collected: &mut Collected| {
+        let results: Vec<(crate::BlobResult, Facts)> = batch
             .par_iter()
             .map(|(e, data)| {
                 let ranges =
@@ -413,15 +457,32 @@ fn scan_entries(
                     ranges.is_none_or(|r| r.iter().any(|&(s, t)| line >= s && line <= t))
                 };
                 let res = scanner.scan_blob(&e.path, data, Some(&in_added), e.commit.as_deref());
+                let facts = if crate::is_binary(data) {
+                    Facts::binary(&e.path, data, e.commit.as_deref())
+                } else {
+                    kustomize::facts(&e.path, data, Some(&in_added), e.commit.as_deref())
+                        .with_counted(res.allowed_lines.clone())
+                };
                 if let Some(p) = progress {
                     p.add(data.len());
                 }
-                res
+                (res, facts)
             })
             .collect();
-        for r in results {
+        for ((r, f), (e, _)) in results.into_iter().zip(batch.iter()) {
             summary.allowed_inline += r.allowed_inline;
             findings.extend(r.findings);
+            if f.reportable() {
+                collected.facts.push(f);
+            }
+            if !r.refs.is_empty() {
+                collected.kusts.push(Kustomization {
+                    path: e.path.clone(),
+                    budget: kustomize::repo_budget(&e.path),
+                    commit: e.commit.clone(),
+                    refs: r.refs,
+                });
+            }
         }
         batch.clear();
     };
@@ -433,14 +494,48 @@ fn scan_entries(
                 batch_bytes += data.len();
                 batch.push((e, data));
                 if batch_bytes > 32 << 20 || batch.len() >= 4096 {
-                    flush(&mut batch, &mut findings, &mut summary);
+                    flush(&mut batch, &mut findings, &mut summary, &mut collected);
                     batch_bytes = 0;
                 }
             }
-            _ => summary.files_skipped += 1,
+            Some(data) => {
+                summary.files_skipped += 1;
+                collected
+                    .facts
+                    .push(Facts::binary(&e.path, &data, e.commit.as_deref()));
+            }
+            None => {
+                summary.files_skipped += 1;
+                collected.facts.push(Facts::unread(
+                    &e.path,
+                    cfg.max_file_size.saturating_add(1),
+                    e.commit.as_deref(),
+                ));
+            }
         }
     }
-    flush(&mut batch, &mut findings, &mut summary);
+    flush(&mut batch, &mut findings, &mut summary, &mut collected);
+    // Kustomizations the changes did not touch still read the files the
+    // changes add: the index's (`--staged`) or HEAD's (`--since`).
+    for (path, blob) in unchanged_kustomizations(root, source)? {
+        if cfg.filter.is_ignored_repo_path(&path) {
+            continue;
+        }
+        if let Some(data) = cat.read(&blob, cfg.max_file_size)? {
+            let refs = scanner.kustomization_refs(&path, &data);
+            if !refs.is_empty() {
+                collected.kusts.push(Kustomization {
+                    budget: kustomize::repo_budget(&path),
+                    path,
+                    commit: None,
+                    refs,
+                });
+            }
+        }
+    }
+    let generated = kustomize::resolve_all(&collected.kusts, &collected.facts);
+    summary.allowed_inline += generated.allowed_inline;
+    kustomize::merge(&mut findings, generated.findings);
     sort_findings(&mut findings);
     Ok(ScanOutput { findings, summary })
 }

@@ -1,10 +1,12 @@
 //! Kubernetes-aware checks: plaintext `Secret`s, kustomize
-//! `secretGenerator` literals, and SealedSecret values that do not parse,
+//! `secretGenerator` literals (and the files generators read, handed to
+//! `kustomize`), and SealedSecret values that do not parse,
 //! are sealed to a key outside the keyring, or are bound to another place.
 //! Documents are parsed generically (`serde_yaml::Value`); line numbers are
 //! recovered by locating keys in the document text.
 
 use crate::finding::{escape_control, Rule};
+use crate::kustomize::{self, RawRef, Source};
 use crate::rules::{line_bounds, Hit};
 use gitseal_crypto::{Binding, Envelope, KeyId, Scope};
 use serde_yaml::Value;
@@ -14,7 +16,10 @@ use std::str::FromStr;
 /// Cheap test: could this file hold anything the Kubernetes checks look at?
 pub(crate) fn wants(path: &str, data: &[u8]) -> bool {
     let lower = path.to_ascii_lowercase();
-    let ext_ok = lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json");
+    let ext_ok = lower.ends_with(".yaml")
+        || lower.ends_with(".yml")
+        || lower.ends_with(".json")
+        || kustomize::is_kustomization(path);
     if !ext_ok {
         return false;
     }
@@ -52,7 +57,13 @@ pub(crate) fn wants(path: &str, data: &[u8]) -> bool {
 }
 
 /// Runs the Kubernetes checks on one file.
-pub(crate) fn scan(data: &[u8], known: Option<&BTreeSet<KeyId>>, out: &mut Vec<Hit>) {
+/// secretGenerator file references go to `refs`.
+pub(crate) fn scan(
+    data: &[u8],
+    known: Option<&BTreeSet<KeyId>>,
+    out: &mut Vec<Hit>,
+    refs: &mut Vec<RawRef>,
+) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -65,7 +76,7 @@ pub(crate) fn scan(data: &[u8], known: Option<&BTreeSet<KeyId>>, out: &mut Vec<H
                     base: 0,
                     end: text.len(),
                 };
-                check_value(&doc, &v, known, out);
+                check_value(&doc, &v, known, out, refs);
             }
         }
         return;
@@ -79,7 +90,7 @@ pub(crate) fn scan(data: &[u8], known: Option<&BTreeSet<KeyId>>, out: &mut Vec<H
             continue;
         };
         let doc = Doc { text, base, end };
-        check_value(&doc, &v, known, out);
+        check_value(&doc, &v, known, out, refs);
     }
 }
 
@@ -158,7 +169,13 @@ fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn check_value(doc: &Doc<'_>, v: &Value, known: Option<&BTreeSet<KeyId>>, out: &mut Vec<Hit>) {
+fn check_value(
+    doc: &Doc<'_>,
+    v: &Value,
+    known: Option<&BTreeSet<KeyId>>,
+    out: &mut Vec<Hit>,
+    refs: &mut Vec<RawRef>,
+) {
     if s(v, "kind") == Some("List") {
         if let Some(items) = v.get("items").and_then(Value::as_sequence) {
             let mut from = doc.base;
@@ -169,13 +186,13 @@ fn check_value(doc: &Doc<'_>, v: &Value, known: Option<&BTreeSet<KeyId>>, out: &
                     .and_then(|n| doc.find(from, n))
                     .unwrap_or(from);
                 from = anchor;
-                check_object(doc, item, from, known, out);
+                check_object(doc, item, from, known, out, refs);
                 from = from.saturating_add(1);
             }
         }
         return;
     }
-    check_object(doc, v, doc.base, known, out);
+    check_object(doc, v, doc.base, known, out, refs);
 }
 
 fn check_object(
@@ -184,6 +201,7 @@ fn check_object(
     from: usize,
     known: Option<&BTreeSet<KeyId>>,
     out: &mut Vec<Hit>,
+    refs: &mut Vec<RawRef>,
 ) {
     let kind = s(v, "kind");
     let api = s(v, "apiVersion").unwrap_or("");
@@ -193,7 +211,7 @@ fn check_object(
         sealed_secret(doc, v, from, known, out);
     }
     if let Some(gens) = v.get("secretGenerator").and_then(Value::as_sequence) {
-        secret_generator(doc, gens, from, out);
+        secret_generator(doc, gens, from, out, refs);
     }
 }
 
@@ -253,11 +271,18 @@ fn plaintext_secret(doc: &Doc<'_>, v: &Value, from: usize, out: &mut Vec<Hit>) {
     }
 }
 
-fn secret_generator(doc: &Doc<'_>, gens: &[Value], from: usize, out: &mut Vec<Hit>) {
+fn secret_generator(
+    doc: &Doc<'_>,
+    gens: &[Value],
+    from: usize,
+    out: &mut Vec<Hit>,
+    refs: &mut Vec<RawRef>,
+) {
     let base = doc.locate(from, "secretGenerator").unwrap_or(from);
     let mut cursor = base;
     for g in gens {
         let gname = s(g, "name").unwrap_or("<unnamed>");
+        generator_refs(g, gname, refs);
         let Some(lits) = g.get("literals").and_then(Value::as_sequence) else {
             continue;
         };
@@ -266,7 +291,7 @@ fn secret_generator(doc: &Doc<'_>, gens: &[Value], from: usize, out: &mut Vec<Hi
             let Some((k, val)) = lit.split_once('=') else {
                 continue;
             };
-            if val.is_empty() || val.starts_with("${") {
+            if kustomize::placeholder_value(val.as_bytes()) {
                 continue;
             }
             let pos = doc.find(cursor, lit).unwrap_or(cursor);
@@ -283,6 +308,35 @@ fn secret_generator(doc: &Doc<'_>, gens: &[Value], from: usize, out: &mut Vec<Hi
                 val.as_bytes(),
             ));
         }
+    }
+}
+
+/// The files a generator reads: `envs:` (list), `env:` (one path) and
+/// `files:` (`path` or `key=path`).
+fn generator_refs(g: &Value, gname: &str, refs: &mut Vec<RawRef>) {
+    let strings = |key: &str| -> Vec<&str> {
+        match g.get(key) {
+            Some(Value::Sequence(items)) => items.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(one)) => vec![one.as_str()],
+            _ => Vec::new(),
+        }
+    };
+    for path in strings("envs").into_iter().chain(strings("env")) {
+        refs.push(RawRef {
+            generator: gname.to_string(),
+            source: Source::Env,
+            item: None,
+            path: path.to_string(),
+        });
+    }
+    for entry in strings("files") {
+        let (item, path) = kustomize::file_entry(entry);
+        refs.push(RawRef {
+            generator: gname.to_string(),
+            source: Source::File,
+            item: Some(item),
+            path,
+        });
     }
 }
 

@@ -1,7 +1,8 @@
 //! gitseal-scan: the verifier behind `gitseal verify`.
 //!
 //! It finds what must not be committed to a GitOps repository: plaintext
-//! Kubernetes `Secret`s and kustomize secret literals, SealedSecret values
+//! Kubernetes `Secret`s, kustomize secret literals and the committed files
+//! a kustomize `secretGenerator` reads, SealedSecret values
 //! that are broken, sealed to unknown keys or moved to another place, and
 //! credentials in any text file (provider tokens by pattern with checksum
 //! checks, private keys, JWTs, URLs with passwords, high-entropy values under
@@ -28,6 +29,7 @@ pub mod entropy;
 pub mod finding;
 pub mod git;
 mod kube;
+mod kustomize;
 pub mod report;
 mod rules;
 pub mod walk;
@@ -177,6 +179,11 @@ pub struct Scanner {
 pub(crate) struct BlobResult {
     pub findings: Vec<Finding>,
     pub allowed_inline: u64,
+    /// Lines of the allowed findings (so a finding added later on the same
+    /// line is not counted twice).
+    pub allowed_lines: Vec<usize>,
+    /// Files a kustomization's secretGenerators read (kustomization files only).
+    pub refs: Vec<kustomize::RawRef>,
 }
 
 /// Bytes looked at to decide whether a file is binary.
@@ -221,7 +228,11 @@ impl Scanner {
         let mut hits: Vec<Hit> = Vec::new();
         self.patterns.scan(data, &mut hits);
         if kube::wants(path, data) {
-            kube::scan(data, self.config.known_keys.as_ref(), &mut hits);
+            let mut refs = Vec::new();
+            kube::scan(data, self.config.known_keys.as_ref(), &mut hits, &mut refs);
+            if kustomize::is_kustomization(path) {
+                res.refs = refs;
+            }
         }
         if hits.is_empty() {
             return res;
@@ -246,6 +257,7 @@ impl Scanner {
             let column = String::from_utf8_lossy(&data[ls..start]).chars().count() + 1;
             if allow::inline_allowed(data, ls, le) {
                 res.allowed_inline += 1;
+                res.allowed_lines.push(line);
                 continue;
             }
             res.findings.push(Finding {
@@ -262,6 +274,15 @@ impl Scanner {
         res
     }
 
+    /// The secretGenerator file references of a kustomization file.
+    pub(crate) fn kustomization_refs(&self, path: &str, data: &[u8]) -> Vec<kustomize::RawRef> {
+        let mut refs = Vec::new();
+        if kustomize::is_kustomization(path) && !is_binary(data) {
+            kube::scan(data, None, &mut Vec::new(), &mut refs);
+        }
+        refs
+    }
+
     /// Scans files and directory trees (see [`walk`]).
     pub fn scan_paths(
         &self,
@@ -274,11 +295,12 @@ impl Scanner {
 
 /// Structural (Kubernetes) rules are independent checks and never hide
 /// each other; any other overlap keeps the higher-priority rule.
-fn structural(r: Rule) -> bool {
+pub(crate) fn structural(r: Rule) -> bool {
     matches!(
         r,
         Rule::KubePlaintextSecret
             | Rule::KustomizeSecretLiteral
+            | Rule::KustomizeSecretFile
             | Rule::SealedValueInvalid
             | Rule::SealedUnknownKey
             | Rule::SealedBindingMismatch

@@ -3,6 +3,7 @@
 //! outside a repository, never enters `.git`), skipping binary files,
 //! files over the size cap and ignored paths.
 
+use crate::kustomize::{self, Facts, Kustomization};
 use crate::{sort_findings, Error, Finding, Progress, ScanOutput, Scanner, Summary};
 use ignore::{WalkBuilder, WalkState};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,17 @@ pub(crate) fn scan_paths(
     let bytes = AtomicU64::new(0);
     let skipped = AtomicU64::new(0);
     let allowed = AtomicU64::new(0);
+    // For secretGenerator references: what each file would contribute, and
+    // the references of each kustomization (resolved after the walk).
+    let facts: Mutex<Vec<Facts>> = Mutex::new(Vec::new());
+    let kusts: Mutex<Vec<Kustomization>> = Mutex::new(Vec::new());
+    let keep = |f: Facts| {
+        if f.reportable() {
+            if let Ok(mut all) = facts.lock() {
+                all.push(f);
+            }
+        }
+    };
 
     b.build_parallel().run(|| {
         Box::new(|entry| {
@@ -82,6 +94,7 @@ pub(crate) fn scan_paths(
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             if size > cfg.max_file_size {
                 skipped.fetch_add(1, Ordering::Relaxed);
+                keep(Facts::unread(&display(path), size, None));
                 return WalkState::Continue;
             }
             let data = match std::fs::read(path) {
@@ -100,10 +113,25 @@ pub(crate) fn scan_paths(
             };
             if crate::is_binary(&data) {
                 skipped.fetch_add(1, Ordering::Relaxed);
+                keep(Facts::binary(&display(path), &data, None));
                 return WalkState::Continue;
             }
             let shown = display(path);
-            let res = scanner.scan_blob(&shown, &data, None, None);
+            let mut res = scanner.scan_blob(&shown, &data, None, None);
+            keep(
+                kustomize::facts(&shown, &data, None, None)
+                    .with_counted(std::mem::take(&mut res.allowed_lines)),
+            );
+            if !res.refs.is_empty() {
+                if let Ok(mut all) = kusts.lock() {
+                    all.push(Kustomization {
+                        path: shown.clone(),
+                        budget: entry.depth().saturating_sub(1),
+                        commit: None,
+                        refs: std::mem::take(&mut res.refs),
+                    });
+                }
+            }
             scanned.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             if let Some(p) = progress {
@@ -123,6 +151,12 @@ pub(crate) fn scan_paths(
         return Err(err);
     }
     let mut findings = findings.into_inner().unwrap_or_default();
+    let generated = kustomize::resolve_all(
+        &kusts.into_inner().unwrap_or_default(),
+        &facts.into_inner().unwrap_or_default(),
+    );
+    kustomize::merge(&mut findings, generated.findings);
+    allowed.fetch_add(generated.allowed_inline, Ordering::Relaxed);
     sort_findings(&mut findings);
     Ok(ScanOutput {
         findings,

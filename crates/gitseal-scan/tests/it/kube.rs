@@ -80,7 +80,7 @@ fn secret_near_misses() {
 fn kustomize_secret_generator_literals() {
     let pw = rand_str(41, 16, ALNUM);
     let text = format!(
-        "resources:\n- deploy.yaml\nsecretGenerator:\n- name: db\n  literals:\n  - username=app\n  - password={pw}\n  - fromenv=${{DB_PASS}}\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - mode=fast\n"
+        "resources:\n- deploy.yaml\nsecretGenerator:\n- name: db\n  literals:\n  - username=app-admin\n  - password={pw}\n  - fromenv=${{DB_PASS}}\n  - token=changeme\n  - short=app\n  - ca=/etc/ssl/ca.pem\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - mode=fast\n"
     );
     let f = scan_with_keys("kustomization.yaml", &text, &[]);
     assert_eq!(
@@ -90,6 +90,8 @@ fn kustomize_secret_generator_literals() {
     );
     assert_eq!((f[0].line, f[1].line), (6, 7));
     assert!(f[1].message.contains("`password`"));
+    // References and obvious placeholders (the rule env files follow too)
+    // are not findings: `${DB_PASS}`, `changeme`, `app`, a file path.
 }
 
 #[test]

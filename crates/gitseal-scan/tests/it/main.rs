@@ -7,6 +7,7 @@
 mod allow;
 mod git;
 mod kube;
+mod kustomize;
 mod report;
 mod rules;
 

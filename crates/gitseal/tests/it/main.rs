@@ -5,5 +5,7 @@ mod exec;
 mod from_vault;
 mod keys;
 mod keys_remote;
+mod real_cluster;
 mod seal_unseal;
 mod support;
+mod verify_kustomize;
