@@ -223,24 +223,15 @@ async fn vaults_own_403_is_forbidden() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &token).expect("write token");
 
-    let args = Args::parse_from([
-        "t",
+    let f = resolve_team_db_password(&[
         "--vault-addr",
         &bao.addr(),
         "--vault-auth",
         "token",
         "--vault-token-file",
         token_file.to_str().expect("utf-8"),
-    ]);
-    let settings = args.vault.settings().expect("settings").expect("vault on");
-    let src = VaultSource::connect(settings).await.expect("client");
-    let out = src
-        .resolve_items(
-            "team",
-            &items(&[("pw", vref("secret", "team/db", "password", None, None))]),
-        )
-        .await;
-    let f = failed(&out["pw"]);
+    ])
+    .await;
     assert_eq!(f.reason, Reason::VaultForbidden, "{}", f.message);
     assert!(
         f.message
@@ -253,6 +244,21 @@ async fn vaults_own_403_is_forbidden() {
         "{}",
         f.message
     );
+}
+
+/// Connects with the controller's Vault flags `flags` and resolves
+/// `secret/team/db#password` for namespace `team`, which must fail.
+async fn resolve_team_db_password(flags: &[&str]) -> ItemFailure {
+    let args = Args::parse_from(std::iter::once("t").chain(flags.iter().copied()));
+    let settings = args.vault.settings().expect("settings").expect("vault on");
+    let src = VaultSource::connect(settings).await.expect("client");
+    let out = src
+        .resolve_items(
+            "team",
+            &items(&[("pw", vref("secret", "team/db", "password", None, None))]),
+        )
+        .await;
+    failed(&out["pw"]).clone()
 }
 
 #[tokio::test]
@@ -268,8 +274,8 @@ async fn a_refused_login_is_vault_auth_failed_and_names_no_credential() {
     let wrong_secret = "secret-ctl-WRONG-4d1f9e";
     std::fs::write(&secret_file, wrong_secret).expect("write secret id");
 
-    let args = Args::parse_from([
-        "t",
+    // The login happens on first use, so connecting succeeds.
+    let f = resolve_team_db_password(&[
         "--vault-addr",
         &bao.addr(),
         "--vault-auth",
@@ -278,17 +284,8 @@ async fn a_refused_login_is_vault_auth_failed_and_names_no_credential() {
         role_file.to_str().expect("utf-8"),
         "--vault-secret-id-file",
         secret_file.to_str().expect("utf-8"),
-    ]);
-    let settings = args.vault.settings().expect("settings").expect("vault on");
-    // The login happens on first use, so connecting succeeds.
-    let src = VaultSource::connect(settings).await.expect("client");
-    let out = src
-        .resolve_items(
-            "team",
-            &items(&[("pw", vref("secret", "team/db", "password", None, None))]),
-        )
-        .await;
-    let f = failed(&out["pw"]);
+    ])
+    .await;
     assert_eq!(f.reason, Reason::VaultAuthFailed, "{}", f.message);
     assert_eq!(f.reason.as_str(), "VaultAuthFailed");
     assert!(
