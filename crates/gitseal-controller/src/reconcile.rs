@@ -20,6 +20,7 @@ use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -78,6 +79,10 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// uid → fingerprint of the last Event emitted for the object.
     emitted: Mutex<HashMap<String, u64>>,
+    /// The controller's SealedSecret cache, once running: lets a reconcile
+    /// that finishes after its object was deleted drop the per-object
+    /// state it just wrote (see [`Context::forget_if_gone`]).
+    live: std::sync::OnceLock<Store<SealedSecret>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -126,7 +131,34 @@ impl Context {
             rollout: true,
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
+            live: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells the context which cache holds the live SealedSecrets. Set once;
+    /// later calls are ignored.
+    pub fn watch_live(&self, store: Store<SealedSecret>) {
+        let _ = self.live.set(store);
+    }
+
+    /// Forgets `obj`'s per-object state if the cache no longer holds it,
+    /// and says so. A reconcile or retry that was in flight when the object
+    /// was deleted would otherwise put back its retired-key count, retry
+    /// count or Event fingerprint after the deletion cleared them: the
+    /// deletion is applied to the cache before it is announced, so either
+    /// this check sees it or the announcement comes after these writes.
+    pub fn forget_if_gone(&self, obj: &SealedSecret) -> bool {
+        let Some(live) = self.live.get() else {
+            return false;
+        };
+        let gone = match live.get(&ObjectRef::from_obj(obj)) {
+            Some(current) => current.metadata.uid != obj.metadata.uid,
+            None => true,
+        };
+        if gone {
+            self.forget(obj);
+        }
+        gone
     }
 
     /// Turns rollout on change on or off.
@@ -155,6 +187,12 @@ impl Context {
             lock(&self.emitted).remove(uid);
         }
         self.metrics.forget(&id);
+    }
+
+    /// Forgets every object's state (leadership lost: another replica
+    /// reports them now, and may change them before this one leads again).
+    pub fn forget_all(&self) {
+        self.retain_live(&[]);
     }
 
     /// Forgets every object not in `live` (after a relist, deletions that
@@ -209,6 +247,10 @@ pub async fn reconcile(obj: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Acti
     let id = object_id(&obj);
     let result = reconcile_inner(&obj, &ctx).await;
     let took = start.elapsed();
+    if ctx.forget_if_gone(&obj) {
+        ctx.metrics.reconciled(took, None);
+        return Ok(Action::await_change());
+    }
     match &result {
         Ok(_) => {
             ctx.reset_failures(&id);
@@ -225,6 +267,9 @@ pub async fn reconcile(obj: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Acti
 
 /// The retry policy: exponential backoff per object, reset by a success.
 pub fn error_policy(obj: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    if ctx.forget_if_gone(&obj) {
+        return Action::await_change();
+    }
     let n = ctx.bump_failures(&object_id(&obj));
     let delay = match err {
         Error::NoKeys => Duration::from_secs(2).min(ctx.timing.backoff_max),

@@ -209,7 +209,9 @@ async fn lead_loop(
             () = lost => tracing::info!("lost leadership; stopping reconciles"),
         }
         ctx.metrics.set_leader(false);
-        ctx.metrics.clear_retired();
+        // The next term starts afresh: retry counts, Event fingerprints and
+        // the retired-key gauge describe this term only.
+        ctx.forget_all();
     }
 }
 
@@ -276,6 +278,7 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>) {
     // clear the object's per-object state and its retired-key count.
     let sealed: Api<SealedSecret> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
+    ctx.watch_live(reader.clone());
     let live = reader.clone();
     let forget = ctx.clone();
     // Default (most recent) list semantics on purpose: an API server answers

@@ -304,7 +304,9 @@ fn is_blank_or_comment(line: &str) -> bool {
 /// Comments, quoting and layout everywhere else stay as written. `None`
 /// when the change is anything else or the layout is not the plain block
 /// style this understands; the result is checked by parsing it again, so
-/// a `Some` always means exactly `after`.
+/// a `Some` always means the same document as `after` (mapping equality:
+/// key order is not part of the check; new keys are placed by `after`'s
+/// order).
 fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option<String> {
     let old = encrypted_data(before)?;
     let new = encrypted_data(after)?;

@@ -13,7 +13,6 @@
 //! path) is not followed and not reported: what it names is not part of the
 //! scan (absolute paths are how deploy-time mounts are named).
 
-use crate::entropy;
 use crate::finding::{self, escape_control, Finding, Rule};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Component, Path};
@@ -145,8 +144,58 @@ impl Facts {
 /// (`changeme`, `<token>`, `xxxx`), or a reference to a secret stored
 /// elsewhere (`vault:`, a file path, a URL without credentials).
 pub(crate) fn placeholder_value(v: &[u8]) -> bool {
-    let v = v.trim_ascii();
-    v.is_empty() || entropy::is_placeholder(v) || entropy::is_reference(v)
+    // Deliberately narrow: a generator value goes straight into a Secret,
+    // so anything that could be a real secret (symbols, words like
+    // "password" inside it, a URL with credentials) is reported. The
+    // entropy rule's wider placeholder list is for values under keys that
+    // merely look secret-like.
+    let v = unquote(v.trim_ascii());
+    let lower = v.to_ascii_lowercase();
+    v.is_empty()
+        // A reference resolved elsewhere: another variable, a sealed value,
+        // a Vault reference.
+        || v.starts_with(b"${")
+        || v.starts_with(b"$(")
+        || v.starts_with(b"gs1:")
+        || v.starts_with(b"vault:")
+        // A whole-value template slot: <your-token>, {{ .Values.token }}.
+        || (v.len() > 2 && v.starts_with(b"<") && v.ends_with(b">"))
+        || (v.len() > 4 && v.starts_with(b"{{") && v.ends_with(b"}}"))
+        // The usual stand-ins.
+        || matches!(
+            lower.as_slice(),
+            b"changeme" | b"change-me" | b"change_me" | b"changeit" | b"replaceme"
+                | b"replace-me" | b"replace_me" | b"todo" | b"tbd" | b"redacted"
+        )
+        || (v.len() >= 3 && v.iter().all(|&b| matches!(b, b'x' | b'X' | b'*')))
+        || plain_path(v)
+        || url_without_credentials(v)
+}
+
+/// An absolute file path of plain characters (`/etc/ssl/ca.pem`): where a
+/// mounted file is, not a secret.
+fn plain_path(v: &[u8]) -> bool {
+    v.first() == Some(&b'/')
+        && v.iter().skip(1).any(|&b| b == b'/')
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
+}
+
+/// An http(s) URL with no user or password in it and no whitespace.
+fn url_without_credentials(v: &[u8]) -> bool {
+    let rest = v
+        .strip_prefix(b"https://")
+        .or_else(|| v.strip_prefix(b"http://"));
+    match rest {
+        Some(rest) => {
+            let authority_end = rest
+                .iter()
+                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(rest.len());
+            !rest[..authority_end].contains(&b'@') && !v.iter().any(u8::is_ascii_whitespace)
+        }
+        None => false,
+    }
 }
 
 /// A kustomize env-file key (Kubernetes `IsEnvVarName`):

@@ -542,3 +542,46 @@ async fn rollout_off_lists_no_workloads() {
     assert!(action.is_ok(), "{action:?}");
     server.await.unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A reconcile (or retry) that finishes after its SealedSecret was deleted
+/// does not put back the per-object state the deletion cleared.
+#[tokio::test]
+async fn state_written_after_a_deletion_is_dropped() {
+    use kube::runtime::reflector;
+    use kube::runtime::watcher;
+
+    let s = setup();
+    let obj = object(&s.identity);
+    let (reader, mut writer) = reflector::store::<SealedSecret>();
+    writer.apply_watcher_event(&watcher::Event::Apply(obj.clone()));
+    s.ctx.watch_live(reader);
+    let gauge = |ctx: &Context| {
+        ctx.metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("gitseal_values_sealed_to_retired_keys "))
+            .map(|v| v.trim().to_string())
+    };
+
+    // Still live: a failure backs off as usual and the count stays.
+    s.ctx.metrics.set_retired("app/db", 3);
+    assert!(!s.ctx.forget_if_gone(&obj));
+    let first = reconcile::error_policy(Arc::new(obj.clone()), &Error::NoKeys, s.ctx.clone());
+    assert_ne!(first, kube::runtime::controller::Action::await_change());
+    assert_eq!(gauge(&s.ctx).as_deref(), Some("3"));
+
+    // Deleted while a reconcile was in flight; that reconcile then wrote its
+    // retired-key count back. The retry sees the object gone and forgets it.
+    writer.apply_watcher_event(&watcher::Event::Delete(obj.clone()));
+    s.ctx.metrics.set_retired("app/db", 3);
+    let after = reconcile::error_policy(Arc::new(obj.clone()), &Error::NoKeys, s.ctx.clone());
+    assert_eq!(after, kube::runtime::controller::Action::await_change());
+    assert_eq!(gauge(&s.ctx).as_deref(), Some("0"));
+
+    // A new object of the same name (another uid) is not the deleted one.
+    let mut again = obj.clone();
+    again.metadata.uid = Some("uid-2".into());
+    writer.apply_watcher_event(&watcher::Event::Apply(again.clone()));
+    assert!(s.ctx.forget_if_gone(&obj));
+    assert!(!s.ctx.forget_if_gone(&again));
+}

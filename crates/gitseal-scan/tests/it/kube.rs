@@ -80,7 +80,7 @@ fn secret_near_misses() {
 fn kustomize_secret_generator_literals() {
     let pw = rand_str(41, 16, ALNUM);
     let text = format!(
-        "resources:\n- deploy.yaml\nsecretGenerator:\n- name: db\n  literals:\n  - username=app-admin\n  - password={pw}\n  - fromenv=${{DB_PASS}}\n  - token=changeme\n  - short=app\n  - ca=/etc/ssl/ca.pem\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - mode=fast\n"
+        "resources:\n- deploy.yaml\nsecretGenerator:\n- name: db\n  literals:\n  - username=app\n  - password={pw}\n  - fromenv=${{DB_PASS}}\n  - token=changeme\n  - ca=/etc/ssl/ca.pem\n  - api=https://api.example.org/v1\n  - slot=<your-token>\n  - sealed=gs1:AAAA\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - mode=fast\n"
     );
     let f = scan_with_keys("kustomization.yaml", &text, &[]);
     assert_eq!(
@@ -90,8 +90,25 @@ fn kustomize_secret_generator_literals() {
     );
     assert_eq!((f[0].line, f[1].line), (6, 7));
     assert!(f[1].message.contains("`password`"));
-    // References and obvious placeholders (the rule env files follow too)
-    // are not findings: `${DB_PASS}`, `changeme`, `app`, a file path.
+    // References and obvious stand-ins are not findings: `${DB_PASS}`,
+    // `changeme`, a plain path, a URL without credentials, `<your-token>`,
+    // a sealed value.
+}
+
+/// Real secrets that merely look like stand-ins to a looser rule are still
+/// findings: symbols at either end, words such as "password" or "test"
+/// inside, a URL that carries credentials.
+#[test]
+fn kustomize_literals_that_resemble_placeholders_are_still_findings() {
+    // gitseal:allow made-up values planted for this test
+    let text = "secretGenerator:\n- name: db\n  literals:\n  - a=MyPassword!2024\n  - b=#k9Lq2vX7pR\n  - c=<k9Lq2vX7pR\n  - d=testing-Z8q1w\n  - e=https://admin:hunter2@db.example.org/app\n  - f=/not a path\n  - g=x\n";
+    let f = scan_with_keys("kustomization.yaml", text, &[]);
+    let lits: Vec<usize> = f
+        .iter()
+        .filter(|f| f.rule.id() == "kustomize-secret-literal")
+        .map(|f| f.line)
+        .collect();
+    assert_eq!(lits, vec![4, 5, 6, 7, 8, 9, 10], "{f:#?}");
 }
 
 #[test]

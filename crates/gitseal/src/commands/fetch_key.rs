@@ -434,18 +434,12 @@ fn excerpt(text: &str) -> String {
 fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     use kube::client::AuthError;
     match auth_error(err) {
-        Some(AuthError::AuthExecRun { out, .. }) => {
-            let stderr = excerpt(&String::from_utf8_lossy(&out.stderr));
-            let said = if stderr.is_empty() {
-                String::new()
-            } else {
-                format!("; it said: {stderr}")
-            };
-            format!(
-                "the kubeconfig user's exec credential plugin failed ({}){said}",
-                out.status
-            )
-        }
+        // Not even the plugin's stderr: a plugin in debug mode, or a
+        // wrapper that prints the failing response, can put a token there.
+        Some(AuthError::AuthExecRun { out, .. }) => format!(
+            "the kubeconfig user's exec credential plugin failed ({}); run it by hand to see why",
+            out.status
+        ),
         Some(AuthError::AuthExecParse(_) | AuthError::ParseTokenKey(_)) => {
             "the kubeconfig user's exec credential plugin did not print a valid ExecCredential"
                 .to_string()
@@ -504,8 +498,16 @@ fn chain(err: &dyn std::error::Error) -> String {
 
 /// The base URI of an `http(s)://host[:port][/prefix]` URL.
 fn parse_url(url: &str) -> anyhow::Result<http::Uri> {
+    // The URL is echoed only when it cannot hold credentials (no `@`).
+    let shown = if url.contains('@') {
+        "(a URL with user:password@, which is refused)"
+    } else {
+        url
+    };
     let usage = || {
-        anyhow!("--url {url}: expected http[s]://HOST[:PORT][/PREFIX], e.g. http://127.0.0.1:8080")
+        anyhow!(
+            "--url {shown}: expected http[s]://HOST[:PORT][/PREFIX], e.g. http://127.0.0.1:8080"
+        )
     };
     let uri: http::Uri = url.parse().map_err(|_| usage())?;
     match uri.scheme_str() {

@@ -133,9 +133,10 @@ fn reseal_text(
             ),
         };
         let mut value = doc.value.clone();
-        // One opener and one sealer per object: one X25519 per key each way.
+        // One opener and one sealer per object: one X25519 per key each way
+        // (and none for an object with only Vault items).
         let mut opener = Opener::new(identities);
-        let mut sealer = Sealer::new(recipients).with_context(|| format!("{at}: cannot seal"))?;
+        let mut sealer = None;
         for (item, old) in &sealed.spec.encrypted_data {
             let plain = open_value(old, &mut opener, scope, ns, name, item, at).map_err(|e| {
                 if e.is_does_not_open() {
@@ -145,6 +146,11 @@ fn reseal_text(
                 }
             })?;
             let binding = Binding::new(scope, ns, name, item);
+            let sealer = match &mut sealer {
+                Some(s) => s,
+                None => sealer
+                    .insert(Sealer::new(recipients).with_context(|| format!("{at}: cannot seal"))?),
+            };
             let new = sealer
                 .seal(plain.expose_secret(), &binding)
                 .with_context(|| format!("{at}, item {item:?}: cannot seal"))?

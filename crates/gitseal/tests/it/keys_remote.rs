@@ -419,6 +419,8 @@ fn fetch_key_http_failures() {
     for bad in [
         "ftp://gitseal.example",
         "http://user@gitseal.example",
+        // gitseal:allow made-up credential, checked not to be echoed
+        "http://admin:s3cr3t-Tok@gitseal.example",
         "gitseal.example",
     ] {
         let out = env.run(&["fetch-key", "--url", bad]);
@@ -428,6 +430,8 @@ fn fetch_key_http_failures() {
             "{}",
             out.stderr
         );
+        // A URL with credentials is refused without repeating them.
+        assert!(!out.stderr.contains("s3cr3t-Tok"), "{}", out.stderr);
     }
 
     // Not JSON: exit 2.
@@ -1275,7 +1279,9 @@ fn fetch_key_through_the_api_failures_change_nothing() {
     );
     out.fails(4, "cannot get credentials")
         .fails(4, "exec credential plugin failed")
-        .fails(4, "session expired, log in again");
+        .fails(4, "run it by hand to see why");
+    // Not even the plugin's error output is shown: it may hold a token.
+    assert!(!out.stderr.contains("session expired"), "{}", out.stderr);
     assert!(api.requests().is_empty(), "{:?}", api.requests());
 
     // A plugin that prints something else (holding its token): exit 4, and
