@@ -124,6 +124,20 @@ async fn next(
     (parts, v, send)
 }
 
+/// The next request, which must be the PATCH of `db`'s status.
+async fn next_status_patch(
+    handle: &mut Handle,
+) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
+    let (p, body, send) = next(handle).await;
+    assert_eq!(p.method, "PATCH");
+    assert!(
+        p.uri.path().ends_with("/sealedsecrets/db/status"),
+        "{}",
+        p.uri
+    );
+    (body, send)
+}
+
 fn expected_secret_patch() -> Value {
     json!({
         "apiVersion": "v1",
@@ -344,13 +358,7 @@ async fn failing_item_touches_no_secret() {
     );
     let server = tokio::spawn(async move {
         // No GET/PATCH of the Secret: straight to the status.
-        let (p, body, send) = next(&mut handle).await;
-        assert_eq!(p.method, "PATCH");
-        assert!(
-            p.uri.path().ends_with("/sealedsecrets/db/status"),
-            "{}",
-            p.uri
-        );
+        let (body, send) = next_status_patch(&mut handle).await;
         let c = &body["status"]["conditions"][0];
         assert_eq!(c["reason"], "UnknownKey");
         assert!(c["message"]
@@ -442,12 +450,7 @@ async fn changed_data_restarts_opted_in_workloads_before_the_status() {
         }
 
         // Then the status, carrying the hash the workload got.
-        let (p, body, send) = next(&mut handle).await;
-        assert!(
-            p.uri.path().ends_with("/sealedsecrets/db/status"),
-            "{}",
-            p.uri
-        );
+        let (body, send) = next_status_patch(&mut handle).await;
         assert_eq!(body["status"]["dataHash"], hash.as_str());
         respond(send, 200, ss_reply(&body));
         let (p, body, send) = next(&mut handle).await;
@@ -480,13 +483,7 @@ async fn invalid_refresh_interval_is_invalid_spec_and_touches_no_secret() {
     obj.spec.refresh_interval = Some("every hour".into());
     let server = tokio::spawn(async move {
         // No Vault read, no GET/PATCH of the Secret, no rollout: the status.
-        let (p, body, send) = next(&mut handle).await;
-        assert_eq!(p.method, "PATCH");
-        assert!(
-            p.uri.path().ends_with("/sealedsecrets/db/status"),
-            "{}",
-            p.uri
-        );
+        let (body, send) = next_status_patch(&mut handle).await;
         let c = &body["status"]["conditions"][0];
         assert_eq!(c["status"], "False");
         assert_eq!(c["reason"], "InvalidSpec");
@@ -527,12 +524,7 @@ async fn rollout_off_lists_no_workloads() {
         assert_eq!(p.uri.path(), "/api/v1/namespaces/app/secrets/db");
         respond(send, 200, body);
         // Straight to the status: no apps/v1 list.
-        let (p, body, send) = next(&mut handle).await;
-        assert!(
-            p.uri.path().ends_with("/sealedsecrets/db/status"),
-            "{}",
-            p.uri
-        );
+        let (body, send) = next_status_patch(&mut handle).await;
         respond(send, 200, ss_reply(&body));
         let (p, body, send) = next(&mut handle).await;
         assert_eq!(p.method, "POST");

@@ -53,6 +53,11 @@ fn keygen(env: &Env, file: &str) -> String {
 }
 
 /// The encryptedData envelopes of the first SealedSecret in `text`.
+/// `gitseal unseal --pass-through -i KEY -f FILE`.
+fn unseal(env: &Env, key: &str, file: &str) -> Out {
+    env.run(&["unseal", "--pass-through", "-i", key, "-f", file])
+}
+
 fn envelopes(text: &str) -> Vec<(String, Envelope)> {
     let doc = text
         .split("\n---\n")
@@ -124,25 +129,11 @@ fn reseal_round_trip_in_place() {
     }
 
     // The new key opens it, byte-exact; the old key no longer does.
-    let out = env.run(&[
-        "unseal",
-        "--pass-through",
-        "-i",
-        "new.txt",
-        "-f",
-        "db.sealed.yaml",
-    ]);
+    let out = unseal(&env, "new.txt", "db.sealed.yaml");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(data_item(&out.stdout, 0, "password"), b"hunter2-PLAINTEXT");
     assert_eq!(data_item(&out.stdout, 0, "user"), b"admin");
-    let out = env.run(&[
-        "unseal",
-        "--pass-through",
-        "-i",
-        "key.txt",
-        "-f",
-        "db.sealed.yaml",
-    ]);
+    let out = unseal(&env, "key.txt", "db.sealed.yaml");
     assert_eq!(out.code, 3, "{}", out.stderr);
 }
 
@@ -693,14 +684,7 @@ fn reseal_value_not_written_verbatim_is_rewritten() {
         after.contains("kind: ConfigMap") && after.contains("mode: fast"),
         "{after}"
     );
-    let out = env.run(&[
-        "unseal",
-        "--pass-through",
-        "-i",
-        "new.txt",
-        "-f",
-        "folded.yaml",
-    ]);
+    let out = unseal(&env, "new.txt", "folded.yaml");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(data_item(&out.stdout, 0, "password"), b"hunter2-PLAINTEXT");
     assert_eq!(data_item(&out.stdout, 0, "user"), b"admin");
