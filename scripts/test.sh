@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (crypto vectors,
 # manifests, CLI, controller against an in-process API, Vault against a real
-# OpenBao dev server), and gitseal scanning its own repository.
+# OpenBao dev server, the sealing page in headless Chromium), and gitseal
+# scanning its own repository.
 # CI runs exactly this (.ci/run). With CI=true a missing part fails, never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 echo "==> installing test dependencies (OpenBao dev server)"
 BAO_BIN="$(scripts/openbao.sh)"
 export BAO_BIN
+
+echo "==> the sealing page (web/): chromium, npm packages, bundle check, JS unit tests"
+scripts/web.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -45,6 +45,7 @@ pub fn handle(state: &HttpState, method: &Method, path: &str) -> Response<Full<B
         return text(StatusCode::METHOD_NOT_ALLOWED, PLAIN, "only GET\n".into());
     }
     match path {
+        p if crate::web::is_page(p) => crate::web::page(),
         "/healthz" => text(StatusCode::OK, PLAIN, "ok\n".into()),
         "/readyz" => {
             if state.keys.is_ready() {

@@ -22,6 +22,7 @@ pub mod rollout;
 pub mod run;
 pub mod sources;
 pub mod vault;
+mod web;
 
 use std::fmt;
 

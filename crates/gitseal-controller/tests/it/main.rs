@@ -9,3 +9,4 @@ mod process;
 mod process_smoke;
 mod scenarios;
 mod vault_e2e;
+mod web_page;
