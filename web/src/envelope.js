@@ -136,6 +136,10 @@ export async function createSealer(recipients, testing = {}) {
   }
   if (unique.length === 0) throw new SealError("no recipients: give at least one public key to seal to", "keys");
   if (unique.length > MAX_RECIPIENTS) throw new SealError(`too many recipients: at most ${MAX_RECIPIENTS}`, "keys");
+  if (!globalThis.crypto?.subtle) {
+    // hpke-js computes HKDF with Web Crypto, which browsers offer only in a secure context.
+    throw new SealError("this browser offers no Web Crypto here (the page is not in a secure context), so it cannot seal", "keys");
+  }
   const hpke = hpkeSuite();
   const stanzas = [];
   for (const [i, r] of unique.entries()) {

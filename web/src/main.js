@@ -250,18 +250,22 @@ function addItem(focus = true) {
     "li",
     { class: "item", "aria-labelledby": `${id}-heading` },
     heading,
-    el("div", { class: "field" }, el("label", { for: `${id}-key`, text: "Item key" }), key, keyErr),
     el(
-      "fieldset",
-      { class: "choices inline" },
-      el("legend", { text: "Value from" }),
-      el("div", {}, textRadio, el("label", { for: `${id}-source-text`, text: "text" })),
-      el("div", {}, fileRadio, el("label", { for: `${id}-source-file`, text: "a file" })),
+      "div",
+      { class: "pair" },
+      el("div", { class: "field" }, el("label", { for: `${id}-key`, text: "Item key" }), key, keyErr),
+      el(
+        "fieldset",
+        { class: "choices inline" },
+        el("legend", { text: "Value from" }),
+        el("div", {}, textRadio, el("label", { for: `${id}-source-text`, text: "text" })),
+        el("div", {}, fileRadio, el("label", { for: `${id}-source-file`, text: "a file" })),
+      ),
     ),
     textField,
     fileField,
     valueErr,
-    remove,
+    el("div", { class: "item-actions" }, remove),
   );
   const row = { id, li, heading, key, text, file, fileInfo, textRadio, fileRadio, remove, bytes: null, fileProblem: null };
   const toggle = () => {
