@@ -140,12 +140,19 @@ async fn sealing_page_in_chromium_served_by_the_controller_binary() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let kubeconfig = write_kubeconfig(dir.path(), addr);
     let ctl = ControllerProcess::start(&kubeconfig, &[]).await;
+    let mut ready = false;
     for _ in 0..600 {
-        if http_get(ctl.http, "/readyz").await.0 == 200 {
+        ready = http_get(ctl.http, "/readyz").await.0 == 200;
+        if ready {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(
+        ready,
+        "the controller did not load its key within 30 s:\n{}",
+        ctl.log_text()
+    );
     let (code, page) = http_get(ctl.http, "/").await;
     assert_eq!(code, 200);
     assert!(page.contains("<title>gitseal: seal a Secret</title>"));
