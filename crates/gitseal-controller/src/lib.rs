@@ -13,8 +13,10 @@
 
 pub mod crd;
 pub mod hash;
+pub mod health;
 pub mod http;
 pub mod keys;
+pub mod kube_client;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

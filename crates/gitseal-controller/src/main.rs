@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use gitseal_controller::kube_client::{self, ApiTimeouts};
 use gitseal_controller::leader::LeaderConfig;
 use gitseal_controller::run::Config;
 use gitseal_controller::sources::VaultResolver;
@@ -50,6 +51,11 @@ struct RunArgs {
     /// Address of the HTTP server (keys, health, metrics).
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Address of the probe-only HTTP server (/healthz, /readyz), so the
+    /// kubelet's probes answer even while clients fill the main server's
+    /// connection limit.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    probe_listen: SocketAddr,
     /// Make a new sealing key this often (e.g. 720h, 30d); 0 = never. Old keys are kept.
     #[arg(long, default_value = "720h", value_parser = parse_duration)]
     key_rotation_period: std::time::Duration,
@@ -59,6 +65,23 @@ struct RunArgs {
     /// Name of the Lease.
     #[arg(long, default_value = "gitseal-controller")]
     lease_name: String,
+    /// How long the Lease is valid without renewal: a follower takes over
+    /// when the leader has not renewed it for this long.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    lease_duration: std::time::Duration,
+    /// The leader stops reconciling when it has not renewed the Lease for
+    /// this long (shorter than --lease-duration); it renews every half of it.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    renew_deadline: std::time::Duration,
+    /// How often a follower tries to take the Lease, and a leader retries a
+    /// failed renewal (shorter than --renew-deadline).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    retry_period: std::time::Duration,
+    /// Longest time for one Kubernetes API request (watches: to start, and
+    /// beyond their own server-side timeout); a request that takes longer
+    /// fails and is retried.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    api_request_timeout: std::time::Duration,
     /// This replica's identity in the Lease and in Events (the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
@@ -162,8 +185,10 @@ async fn import_key(args: ImportArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     gitseal_controller::install_crypto_provider();
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("reading the Kubernetes client configuration (kubeconfig or in-cluster)")?;
+    let client = kube_client::client_from_config(kube_config, ApiTimeouts::default())
         .context("connecting to Kubernetes (kubeconfig or in-cluster)")?;
     let api: Api<Secret> = Api::namespaced(client, &args.namespace);
     for s in &secrets {
@@ -200,8 +225,27 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    // One TLS provider for kube and vaultrs, before either builds a client.
     gitseal_controller::install_crypto_provider();
-    // Bad Vault flags fail before anything else is started.
+    // Bad flags fail before anything else is started.
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("gitseal-controller-{}", std::process::id()));
+    let leader = args.leader_election.then(|| {
+        let mut lc = LeaderConfig::new(args.lease_name.clone(), identity.clone());
+        lc.lease_duration = args.lease_duration;
+        lc.renew_deadline = args.renew_deadline;
+        lc.renew_every = args.renew_deadline / 2;
+        lc.retry_every = args.retry_period;
+        lc
+    });
+    if let Some(lc) = &leader {
+        lc.validate()?;
+    }
+    if args.api_request_timeout.is_zero() {
+        anyhow::bail!("--api-request-timeout must be above 0");
+    }
     let vault: Option<Arc<dyn VaultResolver>> =
         match args.vault.settings().context("invalid Vault settings")? {
             Some(settings) => {
@@ -213,22 +257,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("reading the Kubernetes client configuration (in-cluster or kubeconfig)")?;
+    let timeouts = ApiTimeouts {
+        request: args.api_request_timeout,
+        ..ApiTimeouts::default()
+    };
+    let client = kube_client::client_from_config(kube_config, timeouts)
         .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
-    let identity = args
-        .identity
-        .clone()
-        .unwrap_or_else(|| format!("gitseal-controller-{}", std::process::id()));
     let mut config = Config::new(args.namespace);
     config.listen = Some(args.listen);
+    config.probe_listen = Some(args.probe_listen);
     config.key_rotation_period = args.key_rotation_period;
     config.concurrency = args.concurrency;
     config.rollout = args.rollout_on_change;
-    config.instance = Some(identity.clone());
-    config.leader = args
-        .leader_election
-        .then(|| LeaderConfig::new(args.lease_name, identity));
+    config.instance = Some(identity);
+    config.leader = leader;
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -252,7 +297,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let (handles, fut) = gitseal_controller::run::start(client, config, vault, shutdown).await?;
-    tracing::info!(http = ?handles.http_addr, "gitseal-controller started");
+    let addr = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(
+        http = %addr(handles.http_addr),
+        probes = %addr(handles.probe_addr),
+        "gitseal-controller started"
+    );
     fut.await;
+    tracing::info!("gitseal-controller stopped");
     Ok(())
 }

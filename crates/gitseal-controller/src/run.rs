@@ -1,7 +1,9 @@
 //! Wires the controller together: keys (load, watch, rotate, publish), the
-//! HTTP server, leader election and the kube-runtime `Controller`. Followers
-//! keep their key set current and serve HTTP; only the leader reconciles,
-//! makes keys and publishes the ConfigMap.
+//! HTTP servers, the CRD gate, leader election and the kube-runtime
+//! `Controller`. Followers keep their key set current and serve HTTP; only
+//! the leader reconciles, makes keys and publishes the ConfigMap, and only
+//! once the SealedSecret CRD is served. On shutdown the leader's work stops
+//! first, then the Lease is released, so the next replica leads at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +22,8 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::hash::DataHasher;
-use crate::http::HttpState;
+use crate::health::{self, Health};
+use crate::http::{HttpState, Limits, Surface};
 use crate::keys::{self, KeyStore};
 use crate::leader::{Elector, LeaderConfig};
 use crate::metrics::Metrics;
@@ -35,6 +38,13 @@ pub struct Config {
     pub namespace: String,
     /// Where the HTTP server listens; `None` for no server.
     pub listen: Option<SocketAddr>,
+    /// Where the probe-only HTTP server (`/healthz`, `/readyz`) listens;
+    /// `None` for none.
+    pub probe_listen: Option<SocketAddr>,
+    /// Limits of the HTTP server.
+    pub http_limits: Limits,
+    /// Limits of the probe server.
+    pub probe_limits: Limits,
     /// New key every period; zero = never.
     pub key_rotation_period: Duration,
     /// Lease-based leader election; `None` = always lead (single replica).
@@ -56,6 +66,9 @@ impl Config {
         Config {
             namespace: namespace.into(),
             listen: None,
+            probe_listen: None,
+            http_limits: Limits::PUBLIC,
+            probe_limits: Limits::PROBES,
             key_rotation_period: Duration::from_secs(720 * 3600),
             leader: None,
             timing: Timing::default(),
@@ -77,7 +90,14 @@ pub struct Handles {
     pub leading: watch::Receiver<bool>,
     /// Where the HTTP server listens, when it does.
     pub http_addr: Option<SocketAddr>,
+    /// Where the probe server listens, when it does.
+    pub probe_addr: Option<SocketAddr>,
+    /// Readiness (what `/readyz` reports).
+    pub health: Arc<Health>,
 }
+
+/// How long a shutting-down leader tries to release the Lease.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the controller; returns the handles and the future that runs it
 /// until `shutdown` resolves.
@@ -97,16 +117,34 @@ pub async fn start(
     let secrets_ns: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
     let hasher = Arc::new(DataHasher::load_or_create(&secrets_ns).await?);
 
+    let health = Arc::new(Health::new(keys_store.clone()));
+    let state = HttpState {
+        keys: keys_store.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+    let mut servers = Vec::new();
     let mut http_addr = None;
-    let mut http_task = None;
-    if let Some(addr) = config.listen {
-        let listener = crate::http::bind(addr).await?;
-        http_addr = listener.local_addr().ok();
-        let state = HttpState {
-            keys: keys_store.clone(),
-            metrics: metrics.clone(),
-        };
-        http_task = Some(crate::http::serve(listener, state));
+    let mut probe_addr = None;
+    for (addr, surface, limits, bound) in [
+        (
+            config.listen,
+            Surface::Public,
+            config.http_limits,
+            &mut http_addr,
+        ),
+        (
+            config.probe_listen,
+            Surface::Probes,
+            config.probe_limits,
+            &mut probe_addr,
+        ),
+    ] {
+        if let Some(addr) = addr {
+            let listener = crate::http::bind(addr).await?;
+            *bound = listener.local_addr().ok();
+            servers.push(crate::http::serve(listener, state.clone(), surface, limits));
+        }
     }
 
     let (lead_tx, lead_rx) = watch::channel(config.leader.is_none());
@@ -115,6 +153,8 @@ pub async fn start(
         metrics: metrics.clone(),
         leading: lead_rx.clone(),
         http_addr,
+        probe_addr,
+        health: health.clone(),
     };
 
     let vault: Arc<dyn VaultResolver> = vault.unwrap_or_else(|| Arc::new(NoVault));
@@ -150,6 +190,7 @@ pub async fn start(
                 }
             }
         };
+        let crd_gate = health.run_crd_gate(Api::all(client.clone()));
         let election = async {
             match config.leader.clone() {
                 Some(lc) => {
@@ -159,23 +200,44 @@ pub async fn start(
                 None => futures::future::pending::<()>().await,
             }
         };
-        let leader_work = lead_loop(client.clone(), config.clone(), ctx, lead_rx);
+        let leader_work = lead_loop(client.clone(), config.clone(), ctx, health.clone(), lead_rx);
+        // The servers run until dropped; with none, this never resolves either.
         let http = async {
-            match http_task {
-                Some(t) => t.await,
-                None => futures::future::pending::<()>().await,
-            }
+            futures::future::join_all(servers).await;
+            futures::future::pending::<()>().await
         };
         tokio::select! {
             () = shutdown => tracing::info!("shutting down"),
             () = key_watch => tracing::warn!("key watch ended"),
             () = keys_gauge => {},
+            () = crd_gate => {},
             () = election => {},
             () = leader_work => {},
             () = http => {},
         }
+        // Every future above is dropped now: reconciles have stopped and the
+        // election no longer renews. Hand the Lease over.
+        if let Some(lc) = config.leader.clone() {
+            release_lease(Api::namespaced(client.clone(), &config.namespace), lc).await;
+        }
     };
     Ok((handles, run))
+}
+
+/// Releases the Lease if this replica holds it, within [`RELEASE_TIMEOUT`].
+async fn release_lease(api: Api<Lease>, lc: LeaderConfig) {
+    let identity = lc.identity.clone();
+    match tokio::time::timeout(RELEASE_TIMEOUT, Elector::new(api, lc).release()).await {
+        Ok(Ok(true)) => tracing::info!(%identity, "released the Lease"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "releasing the Lease failed; the next replica takes over when it expires")
+        }
+        Err(_) => tracing::warn!(
+            after_secs = RELEASE_TIMEOUT.as_secs(),
+            "releasing the Lease timed out; the next replica takes over when it expires"
+        ),
+    }
 }
 
 /// Runs the leader's work (controller, key rotation, publishing) whenever
@@ -184,6 +246,7 @@ async fn lead_loop(
     client: Client,
     config: Config,
     ctx: Arc<Context>,
+    health: Arc<Health>,
     mut leading: watch::Receiver<bool>,
 ) {
     loop {
@@ -193,7 +256,7 @@ async fn lead_loop(
             }
         }
         ctx.metrics.set_leader(true);
-        let work = leader_work(client.clone(), config.clone(), ctx.clone());
+        let work = leader_work(client.clone(), config.clone(), ctx.clone(), health.clone());
         let lost = async {
             loop {
                 if leading.changed().await.is_err() {
@@ -215,7 +278,7 @@ async fn lead_loop(
     }
 }
 
-async fn leader_work(client: Client, config: Config, ctx: Arc<Context>) {
+async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: Arc<Health>) {
     let secrets_ns: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &config.namespace);
     let store = ctx.keys.clone();
@@ -309,11 +372,30 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>) {
             if let Err(e) = res {
                 match e {
                     kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    kube::runtime::controller::Error::QueueError(e)
+                        if health::is_crd_missing(&e) =>
+                    {
+                        health.crd_lost();
+                    }
                     other => tracing::debug!(error = %other, "controller"),
                 }
             }
             futures::future::ready(())
         })
         .boxed();
-    tokio::join!(key_keeper, controller);
+    // Start-up gate: reconcile only while the CRD is served. When it goes
+    // away, this term's work ends; the lead loop starts it again, and it
+    // waits here until the gate sees the CRD back.
+    let gated = async {
+        health.crd_installed().await;
+        controller.await;
+    };
+    let crd_lost = async {
+        health.crd_installed().await;
+        health.crd_gone().await;
+    };
+    tokio::select! {
+        _ = futures::future::join(key_keeper, gated) => {},
+        () = crd_lost => tracing::warn!("the SealedSecret CRD is no longer served; reconciles stopped until it is back"),
+    }
 }

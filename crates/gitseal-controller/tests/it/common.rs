@@ -58,8 +58,19 @@ pub async fn start_with_vault(
     config: Config,
     vault: Option<Arc<dyn gitseal_controller::sources::VaultResolver>>,
 ) -> Running {
+    start_with_client(fake, fake.client(), config, vault).await
+}
+
+/// Starts a controller on `fake` that talks through `client` (e.g. one
+/// that tags or delays its requests).
+pub async fn start_with_client(
+    fake: &FakeApi,
+    client: kube::Client,
+    config: Config,
+    vault: Option<Arc<dyn gitseal_controller::sources::VaultResolver>>,
+) -> Running {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (handles, fut) = run::start(fake.client(), config, vault, async {
+    let (handles, fut) = run::start(client, config, vault, async {
         let _ = rx.await;
     })
     .await

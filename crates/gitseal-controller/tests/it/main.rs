@@ -1,12 +1,17 @@
 //! Integration tests of gitseal-controller: one test binary.
 
+mod api_timeouts;
 mod cluster;
 mod common;
 mod e2e;
 mod fake_api;
+mod http_limits;
+mod interpose;
+mod leader_ha;
 mod misc;
 mod process;
 mod process_smoke;
 mod scenarios;
+mod startup;
 mod vault_e2e;
 mod web_page;

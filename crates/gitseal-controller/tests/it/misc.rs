@@ -145,29 +145,6 @@ fn crd_yaml_is_current() {
 }
 
 #[test]
-fn crypto_provider_install_is_idempotent_and_tls_client_builds() {
-    gitseal_controller::install_crypto_provider();
-    gitseal_controller::install_crypto_provider();
-    assert!(rustls::crypto::CryptoProvider::get_default().is_some());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    rt.block_on(async {
-        let uri: http::Uri = "https://127.0.0.1:6443"
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let config = kube::Config::new(uri);
-        let client = kube::Client::try_from(config);
-        assert!(
-            client.is_ok(),
-            "building an HTTPS kube client failed: {:?}",
-            client.err()
-        );
-    });
-}
-
-#[test]
 fn durations_parse_and_bad_ones_are_refused() {
     assert_eq!(
         parse_duration("720h").ok(),
@@ -290,10 +267,13 @@ impl Expose for secrecy::SecretString {
 
 #[test]
 fn http_handlers_answer_before_and_after_keys() {
+    use gitseal_controller::health::{CrdState, Health};
     let store = std::sync::Arc::new(KeyStore::new());
+    let health = std::sync::Arc::new(Health::new(store.clone()));
     let state = HttpState {
         keys: store.clone(),
         metrics: std::sync::Arc::new(Metrics::new()),
+        health: health.clone(),
     };
     assert_eq!(handle(&state, &Method::GET, "/readyz").status(), 503);
     assert_eq!(handle(&state, &Method::GET, "/v1/key").status(), 503);
@@ -305,8 +285,33 @@ fn http_handlers_answer_before_and_after_keys() {
         created: k8s_openapi::jiff::Timestamp::now(),
         secret_name: "s".into(),
     }]));
-    assert_eq!(handle(&state, &Method::GET, "/readyz").status(), 200);
     assert_eq!(handle(&state, &Method::GET, "/v1/key").status(), 200);
+    // Keys alone are not enough: the CRD must be served too.
+    let body = |r: http::Response<http_body_util::Full<bytes::Bytes>>| {
+        let status = r.status().as_u16();
+        let bytes = futures::executor::block_on(http_body_util::BodyExt::collect(r.into_body()))
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let (code, text) = body(handle(&state, &Method::GET, "/readyz"));
+    assert_eq!(code, 503);
+    assert_eq!(
+        text,
+        "not ready:\nchecking whether the sealedsecrets.gitseal.dev CRD is installed\n"
+    );
+    health.set_crd(CrdState::Missing);
+    let (code, text) = body(handle(&state, &Method::GET, "/readyz"));
+    assert_eq!(code, 503);
+    assert!(
+        text.contains("the sealedsecrets.gitseal.dev CRD is not installed: apply deploy/crd.yaml"),
+        "{text}"
+    );
+    health.set_crd(CrdState::Installed);
+    assert_eq!(
+        body(handle(&state, &Method::GET, "/readyz")),
+        (200, "ready\n".into())
+    );
 }
 
 #[test]

@@ -203,6 +203,8 @@ pub struct ControllerProcess {
     pub pid: u32,
     /// Where its HTTP server listens.
     pub http: SocketAddr,
+    /// Where its probe server listens.
+    pub probes: SocketAddr,
     log: Arc<Mutex<VecDeque<String>>>,
     lines: Arc<Mutex<u64>>,
     /// When the process was spawned.
@@ -214,7 +216,8 @@ const LOG_KEEP: usize = 2000;
 
 impl ControllerProcess {
     /// Starts the controller binary on `kubeconfig` (leader election on,
-    /// HTTP on a free port) and waits until it says it started.
+    /// HTTP and probes on free ports, identity `bench-replica` unless
+    /// `extra_args` name one) and waits until it says it started.
     pub async fn start(kubeconfig: &Path, extra_args: &[&str]) -> Self {
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
@@ -224,21 +227,24 @@ impl ControllerProcess {
             CONTROLLER_NS,
             "--listen",
             "127.0.0.1:0",
-            "--identity",
-            "bench-replica",
+            "--probe-listen",
+            "127.0.0.1:0",
             "--log-format",
             "json",
-        ])
-        .args(extra_args)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("POD_NAMESPACE")
-        .env_remove("POD_NAME")
-        .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
-        .env_remove("GITSEAL_VAULT_AUTH")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        ]);
+        if !extra_args.contains(&"--identity") {
+            cmd.args(["--identity", "bench-replica"]);
+        }
+        cmd.args(extra_args)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("POD_NAMESPACE")
+            .env_remove("POD_NAME")
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("GITSEAL_VAULT_AUTH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,kube=warn");
         }
@@ -248,7 +254,7 @@ impl ControllerProcess {
         let pid = child.id();
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let lines = Arc::new(Mutex::new(0u64));
-        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+        let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr)>();
         for pipe in [
             child
                 .stdout
@@ -284,9 +290,9 @@ impl ControllerProcess {
             });
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        let http = loop {
-            if let Ok(addr) = rx.try_recv() {
-                break addr;
+        let (http, probes) = loop {
+            if let Ok(addrs) = rx.try_recv() {
+                break addrs;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let text = log
@@ -307,6 +313,7 @@ impl ControllerProcess {
             child,
             pid,
             http,
+            probes,
             log,
             lines,
             started,
@@ -360,14 +367,15 @@ impl Drop for ControllerProcess {
     }
 }
 
-/// The HTTP address in the controller's "gitseal-controller started" line.
-fn started_addr(line: &str) -> Option<SocketAddr> {
+/// The HTTP and probe addresses in the controller's "gitseal-controller
+/// started" line (JSON fields `http` and `probes`, plain `IP:PORT`).
+fn started_addr(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     if !line.contains("gitseal-controller started") {
         return None;
     }
     let v: Value = serde_json::from_str(line).ok()?;
-    let http = v.pointer("/fields/http")?.as_str()?;
-    http.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok()
+    let addr = |field: &str| v.pointer(field)?.as_str()?.parse().ok();
+    Some((addr("/fields/http")?, addr("/fields/probes")?))
 }
 
 /// Sum of a counter family in a Prometheus text exposition.
