@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use gitseal_crypto::Identity;
 use http::Method;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::WatchParams;
@@ -15,38 +14,18 @@ use tokio::time::Instant;
 
 use crate::common::*;
 use crate::fake_api::FakeApi;
-use crate::interpose::{Action, Interposer, Rule};
-use crate::process::{write_kubeconfig, ControllerProcess};
-
-fn synced(fake: &FakeApi, ns: &str, name: &str) -> Option<()> {
-    fake.get("sealedsecrets", ns, name)
-        .and_then(|o| ready(&o))
-        .filter(|r| r.1 == "Synced")
-        .map(|_| ())
-}
+use crate::interpose::{hold_writes_of, keyed_fake, put_sealed, synced, Action, Interposer, Rule};
+use crate::process::ControllerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_write_fails_after_the_request_timeout_and_is_retried() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
     // The first write of the Secret is never answered.
-    ip.add(Rule {
-        tag: None,
-        method: Some(Method::PATCH),
-        contains: "/namespaces/app/secrets/db",
-        action: Action::Hold,
-        times: Some(1),
-    });
+    ip.add(hold_writes_of("/namespaces/app/secrets/db", 1));
     let timeout = Duration::from_millis(400);
     let running =
         start_with_client(&fake, ip.client_with_timeout("a", timeout), config(), None).await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
+    put_sealed(&fake, &id, "app", "db");
     wait_for("synced after the held write", 10, || {
         synced(&fake, "app", "db")
     })
@@ -73,10 +52,7 @@ async fn a_held_write_fails_after_the_request_timeout_and_is_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_watches_stay_open_past_the_request_timeout() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
     let running = start_with_client(
         &fake,
         ip.client_with_timeout("a", Duration::from_millis(300)),
@@ -84,11 +60,7 @@ async fn quiet_watches_stay_open_past_the_request_timeout() {
         None,
     )
     .await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "one", &[("k", b"v")], &[id.recipient().clone()]),
-    );
+    put_sealed(&fake, &id, "app", "one");
     wait_for("synced", 10, || synced(&fake, "app", "one")).await;
     let watches = || ip.seen().iter().filter(|s| s.is_watch()).count();
     let before = watches();
@@ -101,11 +73,7 @@ async fn quiet_watches_stay_open_past_the_request_timeout() {
         "a quiet watch was torn down and reopened"
     );
     // The open watch still delivers.
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "two", &[("k", b"v")], &[id.recipient().clone()]),
-    );
+    put_sealed(&fake, &id, "app", "two");
     wait_for("synced through the same watch", 5, || {
         synced(&fake, "app", "two")
     })
@@ -162,26 +130,12 @@ async fn a_watch_ends_after_its_own_timeout_seconds_plus_the_request_timeout() {
 /// Secret fails after `--api-request-timeout` and the retry writes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_binary_bounds_a_held_request() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
-    ip.add(Rule {
-        tag: None,
-        method: Some(Method::PATCH),
-        contains: "/namespaces/app/secrets/db",
-        action: Action::Hold,
-        times: Some(1),
-    });
-    let addr = ip.serve_http().await;
+    let (fake, id, ip) = keyed_fake();
+    ip.add(hold_writes_of("/namespaces/app/secrets/db", 1));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let kubeconfig = write_kubeconfig(dir.path(), addr);
+    let kubeconfig = ip.serve_http(dir.path()).await;
     let ctl = ControllerProcess::start(&kubeconfig, &["--api-request-timeout", "1s"]).await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
+    put_sealed(&fake, &id, "app", "db");
     wait_for("synced after the held write", 20, || {
         synced(&fake, "app", "db")
     })

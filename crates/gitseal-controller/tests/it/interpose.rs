@@ -7,20 +7,22 @@
 //! over HTTP for the real binary.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use gitseal_crypto::Identity;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::common::{add_key, ready, sealed_secret};
 use crate::fake_api::{FakeApi, FakeBody};
+use crate::process::{serve_http_with, write_kubeconfig};
 
 /// Namespace and name of the Lease whose holder is recorded.
 pub const LEASE_NS: &str = "gitseal-system";
@@ -237,35 +239,54 @@ impl Interposer {
         kube::Client::new(svc, "default")
     }
 
-    /// Serves the fake over HTTP/1.1 on 127.0.0.1 (requests tagged `http`).
-    pub async fn serve_http(&self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("binding the fake API: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("fake API address: {e}"));
+    /// Serves the fake over HTTP/1.1 on 127.0.0.1 (requests tagged `http`)
+    /// and writes a kubeconfig for it into `dir`; returns its path.
+    pub async fn serve_http(&self, dir: &Path) -> PathBuf {
         let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                let this = this.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let this = this.clone();
-                        async move { Ok::<_, Infallible>(this.handle("http", req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        addr
+        let addr = serve_http_with(move |req| {
+            let this = this.clone();
+            async move { this.handle("http", req).await }
+        })
+        .await;
+        write_kubeconfig(dir, addr)
     }
+}
+
+/// A fake API holding one sealing key, and an interposer in front of it.
+pub fn keyed_fake() -> (FakeApi, Identity, Interposer) {
+    let fake = FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
+    let ip = Interposer::new(&fake);
+    (fake, id, ip)
+}
+
+/// The first `times` writes (PATCH) whose path contains `path` are never answered.
+pub fn hold_writes_of(path: &'static str, times: u32) -> Rule {
+    Rule {
+        tag: None,
+        method: Some(Method::PATCH),
+        contains: path,
+        action: Action::Hold,
+        times: Some(times),
+    }
+}
+
+/// Stores SealedSecret `ns/name` with one item `k` = `v` sealed to `id`.
+pub fn put_sealed(fake: &FakeApi, id: &Identity, ns: &str, name: &str) {
+    fake.upsert(
+        "sealedsecrets",
+        ns,
+        sealed_secret(ns, name, &[("k", b"v")], &[id.recipient().clone()]),
+    );
+}
+
+/// `Some` once SealedSecret `ns/name` is Ready with reason Synced.
+pub fn synced(fake: &FakeApi, ns: &str, name: &str) -> Option<()> {
+    fake.get("sealedsecrets", ns, name)
+        .and_then(|o| ready(&o))
+        .filter(|r| r.1 == "Synced")
+        .map(|_| ())
 }
 
 fn status(code: u16) -> Response<FakeBody> {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::common::*;
 use crate::fake_api::FakeApi;
-use crate::interpose::{Action, Interposer, Rule, Seen};
+use crate::interpose::{keyed_fake, put_sealed, synced, Action, Interposer, Rule, Seen};
 
 fn leader(identity: &str, lease: u64, deadline: u64, renew: u64, retry: u64) -> LeaderConfig {
     let mut l = LeaderConfig::new("gitseal-controller", identity);
@@ -70,33 +70,20 @@ fn assert_single_writer(seen: &[Seen]) {
 
 /// Creates a SealedSecret `app/obj-N` every 50 ms until stopped, so the
 /// leader writes all the time.
-fn keep_creating(fake: &FakeApi, id: &Identity) -> tokio::task::JoinHandle<usize> {
+fn keep_creating(fake: &FakeApi, id: &Identity) -> tokio::task::JoinHandle<()> {
     let fake = fake.clone();
-    let r = [id.recipient().clone()];
+    let id = id.clone();
     tokio::spawn(async move {
-        let mut n = 0usize;
-        loop {
-            let name = format!("obj-{n}");
-            fake.upsert(
-                "sealedsecrets",
-                "app",
-                sealed_secret("app", &name, &[("k", b"v")], &r),
-            );
-            n += 1;
+        for n in 0.. {
+            put_sealed(&fake, &id, "app", &format!("obj-{n}"));
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if n == 10_000 {
-                return n;
-            }
         }
     })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_released_on_shutdown_next_replica_leads_within_one_retry_period() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
     // A long lease: without the release, B would wait 10 s.
     let retry = 300;
     let a = replica(&fake, &ip, "a", leader("a", 10_000, 6_000, 1_000, retry)).await;
@@ -106,17 +93,8 @@ async fn lease_released_on_shutdown_next_replica_leads_within_one_retry_period()
     .await;
     let b = replica(&fake, &ip, "b", leader("b", 10_000, 6_000, 1_000, retry)).await;
     wait_for("b has keys", 10, || b.handles.keys.is_ready().then_some(())).await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "before", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    wait_for("a syncs", 10, || {
-        fake.get("sealedsecrets", "app", "before")
-            .and_then(|o| ready(&o))
-            .filter(|r| r.1 == "Synced")
-    })
-    .await;
+    put_sealed(&fake, &id, "app", "before");
+    wait_for("a syncs", 10, || synced(&fake, "app", "before")).await;
     assert!(!*b.handles.leading.borrow(), "two leaders");
 
     let stopped = Instant::now();
@@ -155,27 +133,15 @@ async fn lease_released_on_shutdown_next_replica_leads_within_one_retry_period()
     assert_single_writer(&seen);
 
     // b does the work now.
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "after", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    wait_for("b syncs", 10, || {
-        fake.get("sealedsecrets", "app", "after")
-            .and_then(|o| ready(&o))
-            .filter(|r| r.1 == "Synced")
-    })
-    .await;
+    put_sealed(&fake, &id, "app", "after");
+    wait_for("b syncs", 10, || synced(&fake, "app", "after")).await;
     assert_single_writer(&ip.seen());
     b.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_renewal_stops_the_leader_before_another_replica_writes() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
     let timing = |who| leader(who, 1_500, 1_000, 300, 150);
     let a = replica(&fake, &ip, "a", timing("a")).await;
     wait_for("a leads", 10, || {
@@ -238,26 +204,14 @@ async fn stalled_renewal_stops_the_leader_before_another_replica_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_conflict_on_the_leaders_renewal_neither_drops_leadership_nor_relists() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
     let a = replica(&fake, &ip, "a", leader("a", 3_000, 2_000, 200, 100)).await;
     wait_for("a leads", 10, || {
         (*a.handles.leading.borrow()).then_some(())
     })
     .await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "x", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    wait_for("synced", 10, || {
-        fake.get("sealedsecrets", "app", "x")
-            .and_then(|o| ready(&o))
-            .filter(|r| r.1 == "Synced")
-    })
-    .await;
+    put_sealed(&fake, &id, "app", "x");
+    wait_for("synced", 10, || synced(&fake, "app", "x")).await;
     let history = leading_history(&a);
     let lists = |seen: &[Seen]| {
         seen.iter()

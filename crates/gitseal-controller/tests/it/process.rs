@@ -25,7 +25,7 @@ use gitseal_crypto::{Binding, Identity, Scope, Sealer};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
-use crate::fake_api::FakeApi;
+use crate::fake_api::{FakeApi, FakeBody};
 
 /// Namespace of the controller (keys, Lease, ConfigMap).
 pub const CONTROLLER_NS: &str = "gitseal-system";
@@ -33,6 +33,20 @@ pub const CONTROLLER_NS: &str = "gitseal-system";
 /// Serves `fake` over HTTP/1.1 on 127.0.0.1 (a free port) until the runtime
 /// stops; returns the address.
 pub async fn serve_http(fake: FakeApi) -> SocketAddr {
+    serve_http_with(move |req| {
+        let fake = fake.clone();
+        async move { fake.handle(req).await }
+    })
+    .await
+}
+
+/// Serves HTTP/1.1 on 127.0.0.1 (a free port) with `handle` until the
+/// runtime stops; returns the address.
+pub async fn serve_http_with<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<FakeBody>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("binding the fake API: {e}"));
@@ -45,11 +59,11 @@ pub async fn serve_http(fake: FakeApi) -> SocketAddr {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            let fake = fake.clone();
+            let handle = handle.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let fake = fake.clone();
-                    async move { Ok::<_, Infallible>(fake.handle(req).await) }
+                    let fut = handle(req);
+                    async move { Ok::<_, Infallible>(fut.await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)

@@ -11,15 +11,8 @@ use tokio::time::Instant;
 
 use crate::common::*;
 use crate::fake_api::FakeApi;
-use crate::interpose::{Action, Interposer, Rule};
-use crate::process::{http_get, write_kubeconfig, ControllerProcess, CONTROLLER_NS};
-
-fn synced(fake: &FakeApi, ns: &str, name: &str) -> Option<()> {
-    fake.get("sealedsecrets", ns, name)
-        .and_then(|o| ready(&o))
-        .filter(|r| r.1 == "Synced")
-        .map(|_| ())
-}
+use crate::interpose::{keyed_fake, put_sealed, synced, Action, Rule};
+use crate::process::{http_get, ControllerProcess, CONTROLLER_NS};
 
 /// Answers 404 for everything under the SealedSecret API group.
 fn no_crd() -> Rule {
@@ -34,19 +27,11 @@ fn no_crd() -> Rule {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_crd_is_logged_reported_by_readyz_and_start_is_prompt_once_installed() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
+    put_sealed(&fake, &id, "app", "db");
     let rule = ip.add(no_crd());
-    let addr = ip.serve_http().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let kubeconfig = write_kubeconfig(dir.path(), addr);
+    let kubeconfig = ip.serve_http(dir.path()).await;
     // Default log level (the helper sets RUST_LOG=info,kube=warn as the Deployment does).
     let ctl = ControllerProcess::start(&kubeconfig, &[]).await;
 
@@ -98,17 +83,9 @@ async fn missing_crd_is_logged_reported_by_readyz_and_start_is_prompt_once_insta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crd_removed_while_running_stops_reconciles_until_it_is_back() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
     let running = start_with_client(&fake, ip.client("a"), config(), None).await;
-    let r = [id.recipient().clone()];
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "one", &[("k", b"v")], &r),
-    );
+    put_sealed(&fake, &id, "app", "one");
     wait_for("synced", 10, || synced(&fake, "app", "one")).await;
     assert!(running.handles.health.not_ready().is_empty());
 
@@ -125,11 +102,7 @@ async fn crd_removed_while_running_stops_reconciles_until_it_is_back() {
     .await;
     // Back: reconciling resumes within a poll.
     ip.remove(rule);
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "two", &[("k", b"v")], &r),
-    );
+    put_sealed(&fake, &id, "app", "two");
     let back = Instant::now();
     wait_for("synced after the CRD is back", 10, || {
         synced(&fake, "app", "two")
@@ -146,13 +119,9 @@ async fn crd_removed_while_running_stops_reconciles_until_it_is_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lease_and_the_other_process_leads_within_a_retry_period() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let ip = Interposer::new(&fake);
-    let addr = ip.serve_http().await;
+    let (fake, id, ip) = keyed_fake();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let kubeconfig = write_kubeconfig(dir.path(), addr);
+    let kubeconfig = ip.serve_http(dir.path()).await;
     let holder = || {
         fake.get("leases", CONTROLLER_NS, "gitseal-controller")
             .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
@@ -191,11 +160,7 @@ async fn sigterm_releases_the_lease_and_the_other_process_leads_within_a_retry_p
         handover < Duration::from_secs(2) + Duration::from_millis(2_500),
         "b led {handover:?} after SIGTERM to a"
     );
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "x", &[("k", b"v")], &[id.recipient().clone()]),
-    );
+    put_sealed(&fake, &id, "app", "x");
     wait_for("b reconciles", 20, || synced(&fake, "app", "x")).await;
     let status = b.terminate().await;
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
@@ -447,11 +412,7 @@ async fn runs_without_http_servers() {
     c.probe_listen = None;
     let running = start_with(&fake, c).await;
     assert!(running.handles.http_addr.is_none() && running.handles.probe_addr.is_none());
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
+    put_sealed(&fake, &id, "app", "db");
     wait_for("synced", 10, || synced(&fake, "app", "db")).await;
     assert!(!running.task.is_finished());
     running.shutdown().await;
@@ -462,15 +423,8 @@ async fn runs_without_http_servers() {
 /// until it succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_sealedsecret_list_keeps_the_replica_unready_until_it_works() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    let ip = Interposer::new(&fake);
+    let (fake, id, ip) = keyed_fake();
+    put_sealed(&fake, &id, "app", "db");
     let rule = ip.add(Rule {
         tag: None,
         method: Some(http::Method::GET),
