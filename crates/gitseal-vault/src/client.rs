@@ -7,30 +7,47 @@
 //! in again when renewal fails or the token reaches its max TTL, and on a 403
 //! asks Vault (`lookup-self`) whether the token is still valid: if not it logs
 //! in once more and retries, otherwise the 403 is a policy refusal
-//! ([`Error::Forbidden`]). Reads go through a [`Session`](crate::Session).
+//! ([`Error::Forbidden`]). Before the first read of a mount it asks Vault what
+//! the mount really is (`mount.rs`), so a reference can never make it send a
+//! request other than the one it describes. Reads go through a
+//! [`Session`](crate::Session).
+//!
+//! Logging: vaultrs and rustify log every non-2xx reply at ERROR, including
+//! the 403s and 404s that are ordinary answers here, so their calls run with
+//! logging off ([`quiet`]) and this client logs each outcome itself: an
+//! outage once at WARN and its end at INFO (`availability.rs`), a refused
+//! login at WARN, a re-login at the token's max TTL at INFO, the rest at
+//! DEBUG. A refusal or a missing secret is an answer for the object that
+//! asked, reported in its status, not a log line.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{watch, Notify};
+use tracing::instrument::WithSubscriber as _;
 use url::Url;
 use vaultrs::client::{VaultClient as ApiClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use crate::auth::LoginRequest;
+use crate::availability::{self, Availability};
+use crate::cache::SharedCache;
 use crate::config::VaultConfig;
 use crate::metrics::{inc, Metrics, MetricsSnapshot};
-use crate::reference::{KvVersion, VaultRef};
+use crate::reference::{sanitize_for_message, KvVersion, RESERVED_MOUNTS};
 use crate::{Error, NotFoundKind, Session};
 
 /// The fields of one secret version, values redacted.
 pub(crate) type SecretData = HashMap<String, SecretString>;
 
-/// What one Vault read is keyed by: reads with the same key are made once.
+/// One KV read as it goes on the wire: reads with the same key are made
+/// once. Built only by `mount::plan`, after the mount's real KV version is
+/// known (`kv` is that version).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ReadKey {
     pub(crate) kv: KvVersion,
@@ -39,19 +56,11 @@ pub(crate) struct ReadKey {
     pub(crate) version: Option<u64>,
 }
 
-impl ReadKey {
-    pub(crate) fn of(r: &VaultRef) -> Self {
-        ReadKey {
-            kv: r.kv(),
-            mount: r.mount().to_string(),
-            path: r.path().to_string(),
-            version: r.version(),
-        }
-    }
-}
-
 pub(crate) type ReadResult = Result<Arc<SecretData>, Error>;
-pub(crate) type ReadCell = Arc<OnceCell<ReadResult>>;
+
+/// How long what Vault said about a mount (its KV version) is reused. A
+/// mount upgraded in place from KV v1 to v2 is seen within this long.
+pub(crate) const MOUNT_INFO_TTL: Duration = Duration::from_secs(60);
 
 /// A token obtained by a login, and what we know about its lifetime.
 struct Token {
@@ -79,9 +88,12 @@ fn refresh_point(now: Instant, ttl: Duration) -> Instant {
     now + ttl.mul_f64(2.0 / 3.0)
 }
 
-struct SharedEntry {
-    cell: ReadCell,
-    created: Instant,
+/// Runs a vaultrs call with logging off. vaultrs and rustify log every
+/// non-2xx reply at ERROR (`#[instrument(err)]`, "Detected errors in API
+/// response"), although a 403 or 404 is an ordinary answer here; the client
+/// logs each outcome itself, at the level it deserves.
+async fn quiet<F: Future>(f: F) -> F::Output {
+    f.with_subscriber(tracing::Dispatch::none()).await
 }
 
 pub(crate) struct Inner {
@@ -95,12 +107,17 @@ pub(crate) struct Inner {
     auth_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     pub(crate) metrics: Metrics,
-    shared: Mutex<HashMap<ReadKey, SharedEntry>>,
+    reads: SharedCache<ReadKey, Arc<SecretData>>,
+    mounts: SharedCache<String, KvVersion>,
+    availability: Availability,
     wake: Arc<Notify>,
     /// The last failed login: until `retry_at`, logins return this error
     /// without calling Vault (so a burst of reconciles with bad credentials
     /// makes one attempt, not one each).
     login_backoff: Mutex<Option<LoginBackoff>>,
+    /// For the tasks the client starts (token refresher, health probe).
+    runtime: tokio::runtime::Handle,
+    me: Weak<Inner>,
 }
 
 struct LoginBackoff {
@@ -148,7 +165,8 @@ impl VaultClient {
     /// contact Vault: the first login happens on the first read (or
     /// [`login`](Self::login)), so a controller can start while Vault is down.
     /// Must run inside a Tokio runtime (it starts the token refresher task,
-    /// which ends when the last clone of the client is dropped).
+    /// which ends when the last clone of the client is dropped). The tasks
+    /// the client starts log to the subscriber that is current here.
     pub async fn new(config: VaultConfig) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Config {
             detail: "VaultClient::new must run inside a Tokio runtime".into(),
@@ -157,14 +175,14 @@ impl VaultClient {
         let address = Url::parse(config.address.trim()).map_err(|e| Error::Config {
             detail: format!(
                 "Vault address `{}` is not a URL: {e}",
-                crate::reference::sanitize_for_message(&config.address)
+                sanitize_for_message(&config.address)
             ),
         })?;
         if !matches!(address.scheme(), "http" | "https") || address.host_str().is_none() {
             return Err(Error::Config {
                 detail: format!(
                     "Vault address must be http(s)://HOST[:PORT], not `{}`",
-                    crate::reference::sanitize_for_message(&config.address)
+                    sanitize_for_message(&config.address)
                 ),
             });
         }
@@ -187,7 +205,7 @@ impl VaultClient {
             address.port().map(|p| format!(":{p}")).unwrap_or_default()
         );
         let unauth = build_api(&config, &address, "")?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
             config,
             address,
             shown_address,
@@ -196,11 +214,15 @@ impl VaultClient {
             auth_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             metrics: Metrics::default(),
-            shared: Mutex::new(HashMap::new()),
+            reads: SharedCache::new(),
+            mounts: SharedCache::new(),
+            availability: Availability::new(),
             wake: Arc::new(Notify::new()),
             login_backoff: Mutex::new(None),
+            runtime,
+            me: me.clone(),
         });
-        spawn_refresher(&runtime, &inner);
+        spawn_refresher(&inner);
         Ok(VaultClient { inner })
     }
 
@@ -219,57 +241,22 @@ impl VaultClient {
         self.inner.metrics.snapshot()
     }
 
+    /// How many times Vault became reachable again after an outage. The
+    /// value changes (and [`changed`](watch::Receiver::changed) wakes) at the
+    /// end of each outage: an outage starts when a call cannot reach Vault
+    /// (connection refused, timeout, 5xx, sealed) and ends at the next answer
+    /// from Vault, which a health probe (every 1 s, 2 s, 4 s, then 5 s) asks
+    /// for while it lasts. Use it to retry promptly what failed with
+    /// [`Error::Unavailable`].
+    pub fn recoveries(&self) -> watch::Receiver<u64> {
+        self.inner.availability.subscribe()
+    }
+
     /// `GET /v1/sys/health` with a raw HTTP request (vaultrs 0.8 cannot parse
     /// OpenBao's reply). `Ok` when Vault is initialised and unsealed (active
     /// or standby); [`Error::Unavailable`] otherwise.
     pub async fn health(&self) -> Result<Health, Error> {
-        let inner = &self.inner;
-        let mut url = inner.address.clone();
-        url.set_path("/v1/sys/health");
-        url.set_query(Some("standbyok=true&perfstandbyok=true"));
-        let unavailable = |detail: String| Error::Unavailable {
-            address: inner.shown_address.clone(),
-            detail,
-        };
-        let resp = inner
-            .unauth
-            .http
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            #[serde(default)]
-            initialized: bool,
-            #[serde(default)]
-            sealed: bool,
-            #[serde(default)]
-            standby: bool,
-            #[serde(default)]
-            version: String,
-        }
-        let reply: Reply = serde_json::from_slice(&body).map_err(|_| {
-            unavailable(format!(
-                "HTTP {status} with a reply that is not Vault health JSON"
-            ))
-        })?;
-        if !reply.initialized {
-            return Err(unavailable("Vault is not initialized".into()));
-        }
-        if reply.sealed {
-            return Err(unavailable("Vault is sealed".into()));
-        }
-        Ok(Health {
-            version: reply.version,
-            standby: reply.standby,
-        })
+        self.inner.health().await
     }
 }
 
@@ -337,11 +324,12 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = s.source();
     }
-    crate::reference::sanitize_for_message(&out)
+    sanitize_for_message(&out)
 }
 
-/// How a vaultrs call failed, reduced to what we act on. Built without
-/// keeping response bodies.
+/// How a call failed, reduced to what we act on. Built without keeping
+/// response bodies.
+#[derive(Debug)]
 enum Failure {
     /// HTTP 403.
     Denied(String),
@@ -353,13 +341,22 @@ enum Failure {
     Other(String),
 }
 
+/// Vault's error strings, one line. Go's multierror wrapper
+/// ("1 error occurred:\n\t* permission denied\n\n") is reduced to its items.
 fn vault_errors(errors: &[String]) -> String {
-    let joined = errors
-        .iter()
-        .map(|e| e.trim().replace('\n', " "))
-        .collect::<Vec<_>>()
-        .join("; ");
-    crate::reference::sanitize_for_message(&joined)
+    let mut items: Vec<String> = Vec::new();
+    for e in errors {
+        let bullets: Vec<&str> = e
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("* "))
+            .collect();
+        if e.contains("occurred:") && !bullets.is_empty() {
+            items.extend(bullets.iter().map(|b| b.trim().to_string()));
+        } else {
+            items.push(e.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    sanitize_for_message(&items.join("; "))
 }
 
 fn classify(e: &ClientError) -> Failure {
@@ -422,12 +419,117 @@ fn not_found_kind(body: Option<&str>) -> NotFoundKind {
     }
 }
 
+/// Vault refuses to renew a token that reached its max TTL with HTTP 500
+/// "past the max TTL, cannot renew": an expected end of the token's life,
+/// not an outage.
+fn is_past_max_ttl(e: &ClientError) -> bool {
+    matches!(e, ClientError::APIError { errors, .. }
+        if errors.iter().any(|m| m.contains("past the max TTL")))
+}
+
+/// Why a renewal did not extend the token.
+enum RenewalRefused {
+    /// The token reached its max TTL: log in again, nothing is wrong.
+    MaxTtl,
+    /// Anything else (Vault down, token revoked, ...).
+    Failed(Error),
+}
+
 impl Inner {
+    /// An [`Error::Unavailable`]; a failure to reach Vault starts an outage
+    /// (logged once, probed until Vault answers again).
     fn unavailable(&self, detail: String) -> Error {
+        if self.availability.unreachable(&self.shown_address, &detail) {
+            self.spawn_probe();
+        }
         Error::Unavailable {
             address: self.shown_address.clone(),
             detail,
         }
+    }
+
+    /// Vault answered (whatever it said): an outage, if any, is over.
+    fn answered(&self) {
+        if self.availability.reachable(&self.shown_address) {
+            // A login that failed because Vault was down must not hold back
+            // the retries that the end of the outage wakes.
+            let mut backoff = self.login_backoff.lock().unwrap_or_else(|e| e.into_inner());
+            if backoff
+                .as_ref()
+                .is_some_and(|b| matches!(b.error, Error::Unavailable { .. }))
+            {
+                *backoff = None;
+            }
+        }
+    }
+
+    /// Starts the health probe of an outage: it ends when Vault answers, or
+    /// when something else noticed it first, or with the client.
+    fn spawn_probe(&self) {
+        let weak = self.me.clone();
+        let probe = async move {
+            let mut wait = availability::PROBE_FIRST;
+            loop {
+                tokio::time::sleep(wait).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if !inner.availability.is_down() {
+                    return;
+                }
+                inc(&inner.metrics.health_probes);
+                match inner.health().await {
+                    Ok(_) => return,
+                    Err(e) => tracing::debug!(error = %e, "Vault health probe failed"),
+                }
+                wait = availability::next_probe(wait);
+            }
+        };
+        self.runtime.spawn(probe.with_current_subscriber());
+    }
+
+    async fn health(&self) -> Result<Health, Error> {
+        let mut url = self.address.clone();
+        url.set_path("/v1/sys/health");
+        url.set_query(Some("standbyok=true&perfstandbyok=true"));
+        let resp = self
+            .unauth
+            .http
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unavailable(error_chain(&e)))?;
+        #[derive(serde::Deserialize)]
+        struct Reply {
+            #[serde(default)]
+            initialized: bool,
+            #[serde(default)]
+            sealed: bool,
+            #[serde(default)]
+            standby: bool,
+            #[serde(default)]
+            version: String,
+        }
+        let reply: Reply = serde_json::from_slice(&body).map_err(|_| {
+            self.unavailable(format!(
+                "HTTP {status} with a reply that is not Vault health JSON"
+            ))
+        })?;
+        if !reply.initialized {
+            return Err(self.unavailable("Vault is not initialized".into()));
+        }
+        if reply.sealed {
+            return Err(self.unavailable("Vault is sealed".into()));
+        }
+        self.answered();
+        Ok(Health {
+            version: reply.version,
+            standby: reply.standby,
+        })
     }
 
     fn current(&self) -> Option<Arc<Token>> {
@@ -475,7 +577,13 @@ impl Inner {
                 // A renewal that leaves (almost) no time is followed by a login.
                 Ok(new) if !new.due(Instant::now()) => return Ok(new),
                 Ok(_) => {}
-                Err(e) => {
+                Err(RenewalRefused::MaxTtl) => {
+                    tracing::info!("Vault token reached its max TTL; logging in again");
+                }
+                Err(RenewalRefused::Failed(e)) if e.is_transient() => {
+                    tracing::debug!(error = %e, "Vault token renewal failed; logging in again");
+                }
+                Err(RenewalRefused::Failed(e)) => {
                     tracing::warn!(error = %e, "Vault token renewal failed; logging in again");
                 }
             }
@@ -483,10 +591,11 @@ impl Inner {
         self.login_locked().await
     }
 
-    async fn renew_locked(&self, t: &Token) -> Result<Arc<Token>, Error> {
-        match vaultrs::token::renew_self(t.api.as_ref(), None).await {
+    async fn renew_locked(&self, t: &Token) -> Result<Arc<Token>, RenewalRefused> {
+        match quiet(vaultrs::token::renew_self(t.api.as_ref(), None)).await {
             Ok(info) => {
                 inc(&self.metrics.renewals);
+                self.answered();
                 let now = Instant::now();
                 let ttl = Duration::from_secs(info.lease_duration);
                 // Capped by the max TTL: renewing again gains little, so the
@@ -509,15 +618,20 @@ impl Inner {
             }
             Err(e) => {
                 inc(&self.metrics.renewal_failures);
-                Err(match classify(&e) {
+                if is_past_max_ttl(&e) {
+                    self.answered();
+                    return Err(RenewalRefused::MaxTtl);
+                }
+                Err(RenewalRefused::Failed(match classify(&e) {
                     Failure::Unavailable(d) => self.unavailable(d),
                     Failure::Denied(d) | Failure::NotFound(_, d) | Failure::Other(d) => {
+                        self.answered();
                         Error::Auth {
                             method: self.config.auth.name(),
                             detail: format!("token renewal refused: {d}"),
                         }
                     }
-                })
+                }))
             }
         }
     }
@@ -549,7 +663,13 @@ impl Inner {
                 let wait = LOGIN_BACKOFF_BASE
                     .saturating_mul(1u32 << (failures - 1).min(5))
                     .min(LOGIN_BACKOFF_MAX);
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Vault login failed");
+                let retry_in_ms = wait.as_millis() as u64;
+                if e.is_transient() {
+                    // The outage itself is logged once (availability.rs).
+                    tracing::debug!(error = %e, retry_in_ms, "Vault login failed");
+                } else {
+                    tracing::warn!(error = %e, retry_in_ms, "Vault refused the login");
+                }
                 *self.login_backoff.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(LoginBackoff {
                         error: e.clone(),
@@ -565,29 +685,31 @@ impl Inner {
         let method = self.config.auth.name();
         let auth_error = |e: &ClientError| match classify(e) {
             Failure::Unavailable(d) => self.unavailable(d),
-            Failure::Denied(d) | Failure::NotFound(_, d) | Failure::Other(d) => Error::Auth {
-                method,
-                detail: if d.is_empty() {
-                    "Vault refused the login".into()
-                } else {
-                    d
-                },
-            },
+            Failure::Denied(d) | Failure::NotFound(_, d) | Failure::Other(d) => {
+                self.answered();
+                Error::Auth {
+                    method,
+                    detail: if d.is_empty() {
+                        "Vault refused the login".into()
+                    } else {
+                        d
+                    },
+                }
+            }
         };
         let request = LoginRequest::build(&self.config.auth)?;
         let (token, ttl, renewable) = match request {
             LoginRequest::Token { token } => {
                 let api = with_token(&self.unauth, &token);
-                let info =
-                    vaultrs::token::lookup_self(&api)
-                        .await
-                        .map_err(|e| match auth_error(&e) {
-                            Error::Auth { detail, .. } => Error::Auth {
-                                method,
-                                detail: format!("Vault does not accept the token ({detail})"),
-                            },
-                            other => other,
-                        })?;
+                let info = quiet(vaultrs::token::lookup_self(&api))
+                    .await
+                    .map_err(|e| match auth_error(&e) {
+                        Error::Auth { detail, .. } => Error::Auth {
+                            method,
+                            detail: format!("Vault does not accept the token ({detail})"),
+                        },
+                        other => other,
+                    })?;
                 (token, info.ttl, info.renewable.unwrap_or(false))
             }
             LoginRequest::AppRole {
@@ -595,12 +717,12 @@ impl Inner {
                 role_id,
                 secret_id,
             } => {
-                let info = vaultrs::auth::approle::login(
+                let info = quiet(vaultrs::auth::approle::login(
                     &self.unauth,
                     &mount,
                     role_id.expose_secret(),
                     secret_id.expose_secret(),
-                )
+                ))
                 .await
                 .map_err(|e| auth_error(&e))?;
                 (
@@ -610,12 +732,12 @@ impl Inner {
                 )
             }
             LoginRequest::Kubernetes { mount, role, jwt } => {
-                let info = vaultrs::auth::kubernetes::login(
+                let info = quiet(vaultrs::auth::kubernetes::login(
                     &self.unauth,
                     &mount,
                     &role,
                     jwt.expose_secret(),
-                )
+                ))
                 .await
                 .map_err(|e| auth_error(&e))?;
                 (
@@ -625,6 +747,7 @@ impl Inner {
                 )
             }
         };
+        self.answered();
         if !token.expose_secret().bytes().all(|b| b.is_ascii_graphic())
             || token.expose_secret().is_empty()
         {
@@ -649,7 +772,7 @@ impl Inner {
     /// After a 403: is the token itself no longer valid?
     async fn token_rejected(&self, t: &Token) -> Result<bool, Error> {
         inc(&self.metrics.token_checks);
-        match vaultrs::token::lookup_self(t.api.as_ref()).await {
+        match quiet(vaultrs::token::lookup_self(t.api.as_ref())).await {
             Ok(_) => Ok(false),
             Err(e) => match classify(&e) {
                 Failure::Denied(_) => Ok(true),
@@ -659,107 +782,190 @@ impl Inner {
         }
     }
 
-    /// One KV read, with one re-login and retry if the token was rejected.
-    pub(crate) async fn read(&self, key: &ReadKey) -> ReadResult {
+    /// Runs `call` with the current token. On a 403 asks Vault whether the
+    /// token is still valid: if not, logs in once more and runs `call`
+    /// again. `Ok(Err(_))` is Vault's answer (or a failure to reach it);
+    /// `Err(_)` is a login that failed on the way.
+    async fn with_token<T, F, Fut>(&self, mut call: F) -> Result<Result<T, Failure>, Error>
+    where
+        F: FnMut(Arc<ApiClient>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
         let mut relogged = false;
         loop {
             let t = self.token().await?;
-            inc(&self.metrics.reads);
-            let result = read_kv(&t.api, key).await;
-            let failure = match result {
-                Ok(Some(data)) => return Ok(Arc::new(data)),
-                Ok(None) => Failure::NotFound(NotFoundKind::Missing, String::new()),
-                Err(e) => classify(&e),
-            };
-            inc(&self.metrics.read_failures);
-            return Err(match failure {
-                Failure::Denied(detail) => {
-                    if self.token_rejected(&t).await? {
-                        if relogged {
-                            Error::Auth {
-                                method: self.config.auth.name(),
-                                detail: "Vault rejects the token right after logging in".into(),
-                            }
-                        } else {
-                            tracing::info!("Vault token rejected; logging in again");
-                            self.refresh(Some(t.generation)).await?;
-                            relogged = true;
-                            continue;
-                        }
-                    } else {
-                        Error::Forbidden {
-                            namespace: None,
-                            mount: key.mount.clone(),
-                            path: key.path.clone(),
-                            detail: format!("the controller's Vault policy denies it ({detail})"),
-                        }
+            match call(t.api.clone()).await {
+                Err(Failure::Denied(detail)) => {
+                    if !self.token_rejected(&t).await? {
+                        return Ok(Err(Failure::Denied(detail)));
                     }
+                    if relogged {
+                        return Err(Error::Auth {
+                            method: self.config.auth.name(),
+                            detail: "Vault rejects the token right after logging in".into(),
+                        });
+                    }
+                    tracing::info!("Vault token rejected; logging in again");
+                    self.refresh(Some(t.generation)).await?;
+                    relogged = true;
                 }
-                Failure::NotFound(kind, _) => Error::NotFound {
-                    mount: key.mount.clone(),
-                    path: key.path.clone(),
-                    version: key.version,
-                    kind,
-                },
-                Failure::Unavailable(d) => self.unavailable(d),
-                Failure::Other(detail) => Error::Unexpected {
-                    mount: key.mount.clone(),
-                    path: key.path.clone(),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// The real KV version of `mount`, shared by every session and reused
+    /// for [`MOUNT_INFO_TTL`]. Refusals are [`Error::Forbidden`] with an
+    /// empty path (the caller names the reference's path).
+    pub(crate) async fn mount_kv(&self, mount: &str) -> Result<KvVersion, Error> {
+        if RESERVED_MOUNTS.contains(&mount) {
+            return Err(crate::reference::reserved_mount(mount, ""));
+        }
+        let key = mount.to_string();
+        let (result, _) = self
+            .mounts
+            .get(&key, MOUNT_INFO_TTL, true, || self.lookup_mount(mount))
+            .await;
+        result
+    }
+
+    async fn lookup_mount(&self, mount: &str) -> Result<KvVersion, Error> {
+        let forbidden = |detail: String| Error::Forbidden {
+            namespace: None,
+            mount: mount.to_string(),
+            path: String::new(),
+            detail,
+        };
+        let outcome = self
+            .with_token(|api| {
+                inc(&self.metrics.mount_lookups);
+                self.get_mount(api, mount)
+            })
+            .await?;
+        match outcome {
+            Ok(reply) => {
+                self.answered();
+                let kv = crate::mount::kv_version_of(mount, &reply).map_err(forbidden)?;
+                tracing::debug!(mount, kv = %kv, "Vault mount looked up");
+                Ok(kv)
+            }
+            Err(Failure::Unavailable(d)) => Err(self.unavailable(d)),
+            Err(Failure::Denied(_) | Failure::NotFound(..)) => {
+                self.answered();
+                Err(forbidden(format!(
+                    "Vault shows no mount `{mount}` to this token: there is no such mount, or \
+                     the token's Vault policy allows nothing below it"
+                )))
+            }
+            Err(Failure::Other(detail)) => {
+                self.answered();
+                Err(Error::Unexpected {
+                    mount: mount.to_string(),
+                    path: String::new(),
                     detail,
-                },
-            });
+                })
+            }
+        }
+    }
+
+    /// `GET /v1/sys/internal/ui/mounts/{mount}` (raw: vaultrs has no call
+    /// for it): the mount's type, options and path.
+    async fn get_mount(&self, api: Arc<ApiClient>, mount: &str) -> Result<Value, Failure> {
+        let mut url = self.address.clone();
+        url.set_path(&format!("/v1/sys/internal/ui/mounts/{mount}"));
+        url.set_query(None);
+        let mut request = api
+            .http
+            .http
+            .get(url)
+            .header("X-Vault-Request", "true")
+            .header("X-Vault-Token", api.settings.token.as_str());
+        if let Some(ns) = &self.config.vault_namespace {
+            request = request.header("X-Vault-Namespace", ns.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Unavailable(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Unavailable(error_chain(&e)))?;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        if (200..300).contains(&status) {
+            return json
+                .ok_or_else(|| Failure::Other("Vault's reply has an unexpected shape".into()));
+        }
+        let errors: Vec<String> = json
+            .as_ref()
+            .and_then(|v| v.get("errors")?.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect();
+        Err(status_failure(status, vault_errors(&errors), None))
+    }
+
+    /// One KV read, with one re-login and retry if the token was rejected.
+    pub(crate) async fn read(&self, key: &ReadKey) -> ReadResult {
+        let outcome = self
+            .with_token(|api| async move {
+                inc(&self.metrics.reads);
+                tracing::debug!(mount = %key.mount, path = %key.path, kv = %key.kv, version = key.version, "reading Vault secret");
+                let result = match quiet(read_kv(&api, key)).await {
+                    Ok(Some(data)) => Ok(data),
+                    Ok(None) => Err(Failure::NotFound(NotFoundKind::Missing, String::new())),
+                    Err(e) => Err(classify(&e)),
+                };
+                if result.is_err() {
+                    inc(&self.metrics.read_failures);
+                }
+                result
+            })
+            .await?;
+        match outcome {
+            Ok(data) => {
+                self.answered();
+                Ok(Arc::new(data))
+            }
+            Err(Failure::Unavailable(d)) => Err(self.unavailable(d)),
+            Err(failure) => {
+                self.answered();
+                tracing::debug!(mount = %key.mount, path = %key.path, outcome = ?failure, "Vault read refused");
+                Err(match failure {
+                    Failure::Denied(detail) => Error::Forbidden {
+                        namespace: None,
+                        mount: key.mount.clone(),
+                        path: key.path.clone(),
+                        detail: format!("Vault's policy for this token denies it ({detail})"),
+                    },
+                    Failure::NotFound(kind, _) => Error::NotFound {
+                        mount: key.mount.clone(),
+                        path: key.path.clone(),
+                        version: key.version,
+                        kind,
+                    },
+                    Failure::Unavailable(detail) | Failure::Other(detail) => Error::Unexpected {
+                        mount: key.mount.clone(),
+                        path: key.path.clone(),
+                        detail,
+                    },
+                })
+            }
         }
     }
 
     /// A read shared with other sessions: concurrent reads of the same key
-    /// are made once, and a successful result is reused for
-    /// `shared_cache_ttl`. Failures are never kept beyond the reads that
-    /// were waiting for them.
-    /// Returns the result and whether this call made the Vault read.
-    pub(crate) async fn read_shared(&self, key: &ReadKey) -> (ReadResult, bool) {
+    /// are made once, and a success is reused for `shared_cache_ttl`, but
+    /// never when older than `max_age`. Failures are never kept beyond the
+    /// reads that were waiting for them. Returns the result and whether
+    /// this call made the Vault read.
+    pub(crate) async fn read_shared(&self, key: &ReadKey, max_age: Duration) -> (ReadResult, bool) {
         let ttl = self.config.shared_cache_ttl;
-        let (cell, hit) = {
-            let mut map = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let fresh = |e: &SharedEntry| match e.cell.get() {
-                None => true,
-                Some(Ok(_)) => now.duration_since(e.created) < ttl,
-                Some(Err(_)) => false,
-            };
-            match map.get(key) {
-                Some(e) if fresh(e) => (e.cell.clone(), true),
-                _ => {
-                    if map.len() >= 1024 {
-                        map.retain(|_, e| fresh(e));
-                    }
-                    let cell: ReadCell = Arc::new(OnceCell::new());
-                    map.insert(
-                        key.clone(),
-                        SharedEntry {
-                            cell: cell.clone(),
-                            created: now,
-                        },
-                    );
-                    (cell, false)
-                }
-            }
-        };
-        let mut performed = false;
-        let result = cell
-            .get_or_init(|| {
-                performed = true;
-                self.read(key)
-            })
+        self.reads
+            .get(key, ttl.min(max_age), !ttl.is_zero(), || self.read(key))
             .await
-            .clone();
-        if result.is_err() || ttl.is_zero() {
-            let mut map = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-            if map.get(key).is_some_and(|e| Arc::ptr_eq(&e.cell, &cell)) {
-                map.remove(key);
-            }
-        }
-        let _ = hit;
-        (result, performed)
     }
 }
 
@@ -789,10 +995,10 @@ async fn read_kv(api: &ApiClient, key: &ReadKey) -> Result<Option<SecretData>, C
 /// Renews (or re-obtains) the token at two thirds of its TTL, so reads never
 /// wait for it. Holds only a weak reference: it ends when the client is
 /// dropped.
-fn spawn_refresher(runtime: &tokio::runtime::Handle, inner: &Arc<Inner>) {
+fn spawn_refresher(inner: &Arc<Inner>) {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let wake = inner.wake.clone();
-    runtime.spawn(async move {
+    let refresher = async move {
         let mut failures: u32 = 0;
         loop {
             let due = {
@@ -823,7 +1029,12 @@ fn spawn_refresher(runtime: &tokio::runtime::Handle, inner: &Arc<Inner>) {
                     let backoff = Duration::from_millis(500)
                         .saturating_mul(1u32 << failures.min(6))
                         .min(Duration::from_secs(30));
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "background Vault token refresh failed");
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    if e.is_transient() {
+                        tracing::debug!(error = %e, retry_in_ms, "background Vault token refresh failed");
+                    } else {
+                        tracing::warn!(error = %e, retry_in_ms, "background Vault token refresh failed");
+                    }
                     drop(inner);
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -832,7 +1043,8 @@ fn spawn_refresher(runtime: &tokio::runtime::Handle, inner: &Arc<Inner>) {
                 }
             }
         }
-    });
+    };
+    inner.runtime.spawn(refresher.with_current_subscriber());
 }
 
 #[cfg(test)]
@@ -872,6 +1084,20 @@ mod tests {
             classify(&e),
             Failure::NotFound(NotFoundKind::Missing, _)
         ));
+    }
+
+    #[test]
+    fn vault_error_strings_become_one_line() {
+        let e = |v: &[&str]| vault_errors(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            e(&["1 error occurred:\n\t* permission denied\n\n"]),
+            "permission denied"
+        );
+        assert_eq!(
+            e(&["2 errors occurred:\n\t* a\n\t* b\n\n", "plain\tmessage\n"]),
+            "a; b; plain message"
+        );
+        assert_eq!(e(&[]), "");
     }
 
     #[test]
@@ -927,6 +1153,41 @@ mod tests {
         );
         let err = client.login().await.unwrap_err();
         assert_eq!(err.reason(), "VaultUnavailable", "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_end_of_an_outage_lifts_a_login_backoff_caused_by_it() {
+        let client = VaultClient::new(VaultConfig::new(
+            "http://127.0.0.1:1",
+            AuthMethod::Token(TokenSource::Value("t".into())),
+        ))
+        .await
+        .expect("client");
+        let inner = &client.inner;
+        let backoff = |error: Error| {
+            *inner.login_backoff.lock().unwrap() = Some(LoginBackoff {
+                error,
+                retry_at: Instant::now() + Duration::from_secs(3600),
+                failures: 6,
+            });
+        };
+        let down = inner.unavailable("connection refused".into());
+        backoff(down.clone());
+        assert_eq!(client.login().await.unwrap_err(), down, "held back");
+        let mut recoveries = client.recoveries();
+        inner.answered();
+        assert!(recoveries.has_changed().unwrap());
+        assert!(inner.login_backoff.lock().unwrap().is_none());
+        // A refused login (wrong credentials) stays backed off.
+        let refused = Error::Auth {
+            method: "token",
+            detail: "no".into(),
+        };
+        backoff(refused.clone());
+        let _ = inner.unavailable("connection refused".into());
+        inner.answered();
+        assert_eq!(client.login().await.unwrap_err(), refused);
+        assert_eq!(*recoveries.borrow_and_update(), 2);
     }
 
     #[tokio::test]

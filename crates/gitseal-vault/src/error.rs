@@ -39,8 +39,11 @@ pub enum Error {
         detail: String,
     },
 
-    /// The tenancy policy (namespace given) or Vault itself (HTTP 403,
-    /// namespace `None`) refused the read.
+    /// The read is refused, before or by Vault: the tenancy policy
+    /// (namespace given), a path that is not a secret of a KV mount (a
+    /// built-in mount such as `sys`, another secrets engine, a KV v2 API
+    /// endpoint, no such mount), or Vault itself (HTTP 403). Nothing was
+    /// read.
     #[error("{}", forbidden_message(.namespace.as_deref(), .mount, .path, .detail))]
     Forbidden {
         /// The namespace the reference came from, for policy refusals.
@@ -117,7 +120,7 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NotFoundKind {
-    /// No secret (or no such version, or no such mount) at the path.
+    /// No secret (or no such version) at the path.
     Missing,
     /// The version exists but was soft-deleted (`deletion_time` set).
     Deleted,
@@ -142,7 +145,7 @@ fn version_suffix(v: &Option<u64>) -> String {
 fn forbidden_message(namespace: Option<&str>, mount: &str, path: &str, detail: &str) -> String {
     match namespace {
         Some(ns) => format!("namespace `{ns}` may not read Vault path {mount}/{path}: {detail}"),
-        None => format!("Vault refused to read {mount}/{path}: {detail}"),
+        None => format!("Vault path {mount}/{path} may not be read: {detail}"),
     }
 }
 
@@ -162,6 +165,17 @@ impl Error {
             Error::InvalidPolicy { .. } | Error::Config { .. } => "VaultConfigInvalid",
             Error::Unexpected { .. } => "VaultError",
         }
+    }
+
+    /// The error with `path` as its path where it has none yet (mount-level
+    /// refusals are made before any path is known).
+    pub(crate) fn at_path(mut self, at: &str) -> Self {
+        if let Error::Forbidden { path, .. } | Error::Unexpected { path, .. } = &mut self {
+            if path.is_empty() {
+                *path = at.to_string();
+            }
+        }
+        self
     }
 
     /// True for failures worth retrying soon with backoff (Vault down,

@@ -10,8 +10,13 @@
 //!   namespace may reference, checked before any Vault call;
 //! * [`VaultClient`]: one client per process, one login reused and renewed,
 //!   token, AppRole or Kubernetes auth, typed [`Error`]s with stable
-//!   condition [reasons](Error::reason), counters ([`MetricsSnapshot`]);
-//! * [`Session`]: per-reconcile resolution that reads each secret once.
+//!   condition [reasons](Error::reason), counters ([`MetricsSnapshot`]), and
+//!   a signal when Vault is back after an outage
+//!   ([`recoveries`](VaultClient::recoveries));
+//! * [`Session`]: per-reconcile resolution that reads each secret once, and
+//!   only the secret a reference describes: the KV version a reference
+//!   declares is checked against the mount's real one before any read, and
+//!   the policy judges what the request would actually touch.
 //!
 //! Features: `manifest` adds the conversions between
 //! `gitseal_manifest::types::VaultReference` (`spec.vaultData`) and
@@ -43,12 +48,15 @@
 //! provider is installed yet, see [`install_default_crypto_provider`].
 
 mod auth;
+mod availability;
+mod cache;
 mod client;
 mod config;
 mod error;
 #[cfg(feature = "manifest")]
 mod manifest;
 mod metrics;
+mod mount;
 mod policy;
 mod reference;
 mod session;

@@ -7,9 +7,9 @@
 //! same way and write it back in the same shape:
 //!
 //! * `VaultReference` → `VaultRef` ([`TryFrom`]) validates like every other
-//!   way of making a `VaultRef` (no `..`, no built-in mounts, no version on
-//!   KV v1, ...) and fails with [`Error::InvalidRef`]; a missing `kv` means
-//!   KV v2.
+//!   way of making a `VaultRef` (no `..`, no version on KV v1, ...) and fails
+//!   with [`Error::InvalidRef`], or [`Error::Forbidden`] for a built-in mount
+//!   such as `sys`; a missing `kv` means KV v2.
 //! * `VaultRef` → `VaultReference` ([`From`]) cannot fail; KV v2 is written
 //!   as an absent `kv` (the default), so manifests stay minimal.
 
@@ -108,10 +108,6 @@ mod tests {
                 "must not contain `..` segments",
             ),
             (
-                manifest("sys", "team/x", "pw", None, None),
-                "`sys` is a built-in Vault path, not a KV mount",
-            ),
-            (
                 manifest("kv", "team/x", "pw", Some(2), Some(ManifestKv::V1)),
                 "KV v1 secrets have no versions",
             ),
@@ -141,6 +137,16 @@ mod tests {
                 other => panic!("{reference:?}: expected InvalidRef, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn manifest_references_to_built_in_mounts_are_forbidden() {
+        let e = convert(&manifest("sys", "team/x", "pw", None, None)).unwrap_err();
+        assert_eq!(e.reason(), "VaultForbidden");
+        assert_eq!(
+            e.to_string(),
+            "Vault path sys/team/x may not be read: `sys` is a built-in Vault path, not a KV mount"
+        );
     }
 
     #[test]

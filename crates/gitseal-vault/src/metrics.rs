@@ -17,6 +17,8 @@ pub(crate) struct Metrics {
     pub(crate) read_failures: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) token_checks: AtomicU64,
+    pub(crate) mount_lookups: AtomicU64,
+    pub(crate) health_probes: AtomicU64,
 }
 
 pub(crate) fn inc(c: &AtomicU64) {
@@ -35,6 +37,8 @@ impl Metrics {
             read_failures: g(&self.read_failures),
             cache_hits: g(&self.cache_hits),
             token_checks: g(&self.token_checks),
+            mount_lookups: g(&self.mount_lookups),
+            health_probes: g(&self.health_probes),
         }
     }
 }
@@ -49,7 +53,8 @@ pub struct MetricsSnapshot {
     pub login_failures: u64,
     /// Successful token renewals.
     pub renewals: u64,
-    /// Failed token renewals (each is followed by a fresh login).
+    /// Failed token renewals, including the refusal at the token's max TTL
+    /// (each is followed by a fresh login).
     pub renewal_failures: u64,
     /// KV reads sent to Vault (HTTP requests, including failed ones).
     pub reads: u64,
@@ -59,11 +64,17 @@ pub struct MetricsSnapshot {
     pub cache_hits: u64,
     /// `lookup-self` calls made to tell an invalid token from a policy 403.
     pub token_checks: u64,
+    /// `sys/internal/ui/mounts/MOUNT` calls made to learn a mount's real KV
+    /// version (each mount at most once a minute).
+    pub mount_lookups: u64,
+    /// `sys/health` calls made by the probe that runs while Vault is
+    /// unavailable.
+    pub health_probes: u64,
 }
 
 impl MetricsSnapshot {
-    /// Vault HTTP calls made: logins (and their attempts), renewals, reads
-    /// and token checks.
+    /// Vault HTTP calls made: logins (and their attempts), renewals, reads,
+    /// token checks, mount lookups and health probes.
     pub fn vault_calls(&self) -> u64 {
         self.logins
             + self.login_failures
@@ -71,5 +82,7 @@ impl MetricsSnapshot {
             + self.renewal_failures
             + self.reads
             + self.token_checks
+            + self.mount_lookups
+            + self.health_probes
     }
 }

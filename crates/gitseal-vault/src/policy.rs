@@ -7,6 +7,12 @@
 //! call; a reference outside every template is refused with
 //! [`Error::Forbidden`](crate::Error::Forbidden).
 //!
+//! The path judged is the secret a request actually reads, not only the one
+//! a reference declares: a reference whose declared KV version differs from
+//! the mount's (say `kv: v1` with path `data/team-b/db` on a KV v2 mount,
+//! which Vault serves as the KV v2 secret `team-b/db`) is judged again on
+//! what it would touch once the client knows the mount (see `mount.rs`).
+//!
 //! The template syntax is documented on [`PathPolicy`].
 
 use std::fmt;
@@ -100,14 +106,13 @@ pub struct PathTemplate {
 }
 
 impl PathTemplate {
-    /// True when `r` is inside this template for `namespace`.
-    fn allows(&self, namespace: &str, r: &VaultRef) -> bool {
+    /// True when `mount`/`segs` is inside this template for `namespace`.
+    fn allows(&self, namespace: &str, mount: &str, segs: &[&str]) -> bool {
         if let Some(m) = &self.mount {
-            if !m.matches(r.mount(), namespace) {
+            if !m.matches(mount, namespace) {
                 return false;
             }
         }
-        let segs: Vec<&str> = r.path_segments().collect();
         let fixed = self.segments.len();
         let count_ok = if self.any_tail {
             segs.len() > fixed
@@ -118,7 +123,7 @@ impl PathTemplate {
             && self
                 .segments
                 .iter()
-                .zip(&segs)
+                .zip(segs)
                 .all(|(p, s)| p.matches(s, namespace))
     }
 
@@ -262,46 +267,63 @@ impl PathPolicy {
 
     /// Checks that `namespace` may read `reference`. Call it before any
     /// Vault call; it does no I/O.
+    ///
+    /// This judges the path the reference *declares*. The client judges
+    /// again, when it knows the mount's real KV version, the path the
+    /// request would actually touch (a [`Session`](crate::Session) made
+    /// with [`for_namespace`](crate::Session::for_namespace) does both).
     pub fn check(&self, namespace: &str, reference: &VaultRef) -> Result<(), Error> {
-        let forbidden = |detail: String| Error::Forbidden {
-            namespace: Some(sanitize_for_message(namespace)),
-            mount: reference.mount().to_string(),
-            path: reference.path().to_string(),
-            detail,
-        };
+        self.check_path(namespace, reference.mount(), reference.path())
+    }
+
+    /// Checks that `namespace` may read the secret at `mount`/`path` (a
+    /// logical KV path: for KV v2 without `data/`).
+    pub(crate) fn check_path(&self, namespace: &str, mount: &str, path: &str) -> Result<(), Error> {
+        match self.refusal(namespace, mount, path) {
+            None => Ok(()),
+            Some(detail) => Err(Error::Forbidden {
+                namespace: Some(sanitize_for_message(namespace)),
+                mount: sanitize_for_message(mount),
+                path: sanitize_for_message(path),
+                detail,
+            }),
+        }
+    }
+
+    /// Why `namespace` may not read `mount`/`path`, or `None` when it may.
+    pub(crate) fn refusal(&self, namespace: &str, mount: &str, path: &str) -> Option<String> {
         if !is_namespace_name(namespace) {
-            return Err(forbidden(
-                "the namespace name is not a valid Kubernetes namespace".into(),
-            ));
+            return Some("the namespace name is not a valid Kubernetes namespace".into());
         }
         // Defence in depth: VaultRef validates on construction, re-check the
         // tricks the policy must never be fooled by.
-        let path_ok = reference.path_segments().all(|s| {
+        let plain = |s: &str| {
             !s.is_empty()
                 && s != "."
                 && s != ".."
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        });
-        if !path_ok || RESERVED_MOUNTS.contains(&reference.mount()) {
-            return Err(forbidden("the path is not a plain KV path".into()));
+        };
+        let segs: Vec<&str> = path.split('/').collect();
+        if !plain(mount) || !segs.iter().all(|s| plain(s)) || RESERVED_MOUNTS.contains(&mount) {
+            return Some("the path is not a plain KV path".into());
         }
         if self
             .templates
             .iter()
-            .any(|t| t.allows(namespace, reference))
+            .any(|t| t.allows(namespace, mount, &segs))
         {
-            return Ok(());
+            return None;
         }
         let allowed: Vec<String> = self.templates.iter().map(|t| t.render(namespace)).collect();
-        Err(forbidden(if allowed.is_empty() {
+        Some(if allowed.is_empty() {
             "the operator's Vault path policy allows no paths".into()
         } else {
             format!(
                 "outside the operator's Vault path policy; this namespace may read: {}",
                 allowed.join(", ")
             )
-        }))
+        })
     }
 }
 

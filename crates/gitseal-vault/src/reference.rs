@@ -24,9 +24,12 @@
 //! so every valid reference prints as text and parses back to itself, and no
 //! reference can smuggle `..`, percent-encoding, a query string or a fragment
 //! into the URL the client builds. The built-in paths `sys`, `auth`,
-//! `identity` and `cubbyhole` are not KV mounts and are refused (otherwise a
-//! KV v1 reference such as `kv1:auth/token/lookup-self#id` would read the
-//! client's own token).
+//! `identity` and `cubbyhole` are not KV mounts: a reference to them is
+//! [`Error::Forbidden`] (otherwise a KV v1 reference such as
+//! `kv1:auth/token/lookup-self#id` would read the client's own token).
+//!
+//! The KV version a reference declares is only a claim: the client checks it
+//! against the mount's real engine before any read (see `mount.rs`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -193,10 +196,7 @@ impl VaultRef {
     fn validate(&self) -> Result<(), Error> {
         check_segment(&self.mount, "mount").map_err(|r| self.invalid(r))?;
         if RESERVED_MOUNTS.contains(&self.mount.as_str()) {
-            return Err(self.invalid(format!(
-                "`{}` is a built-in Vault path, not a KV mount",
-                self.mount
-            )));
+            return Err(reserved_mount(&self.mount, &self.path));
         }
         if self.path.is_empty() {
             return Err(self.invalid("the path below the mount is empty"));
@@ -234,6 +234,16 @@ impl VaultRef {
             s.push_str(&v.to_string());
         }
         s
+    }
+}
+
+/// The refusal of a reference to a built-in Vault path (`sys`, `auth`, ...).
+pub(crate) fn reserved_mount(mount: &str, path: &str) -> Error {
+    Error::Forbidden {
+        namespace: None,
+        mount: sanitize_for_message(mount),
+        path: sanitize_for_message(path),
+        detail: format!("`{mount}` is a built-in Vault path, not a KV mount"),
     }
 }
 
@@ -448,13 +458,6 @@ mod tests {
             ("kv/t\u{e9}am/y#pw", "contains `\u{e9}`"),
             ("kv/team\\..\\x#pw", "contains `\\`"),
             ("k:v/team/x#pw", "contains `:`"),
-            (
-                "kv1:auth/token/lookup-self#id",
-                "`auth` is a built-in Vault path",
-            ),
-            ("sys/policy/root#policy", "`sys` is a built-in Vault path"),
-            ("cubbyhole/x#y", "built-in"),
-            ("identity/x#y", "built-in"),
             ("kv/team/x#a/b", "the field contains `/`"),
             ("kv/team/x#a b", "the field contains ' '"),
             ("kv/team/x#a\nb", "the field contains '\\n'"),
@@ -466,6 +469,30 @@ mod tests {
         assert!(reason(&long).contains("longer than 128"));
         let deep = format!("kv/{}#f", vec!["a"; 33].join("/"));
         assert!(reason(&deep).contains("more than 32 segments"));
+    }
+
+    #[test]
+    fn built_in_mounts_are_forbidden_not_invalid() {
+        for (s, mount, path) in [
+            ("kv1:auth/token/lookup-self#id", "auth", "token/lookup-self"),
+            ("sys/policy/root#policy", "sys", "policy/root"),
+            ("kv1:cubbyhole/x#y", "cubbyhole", "x"),
+            ("identity/entity/id#name", "identity", "entity/id"),
+        ] {
+            let e = parse(s).unwrap_err();
+            assert_eq!(e.reason(), "VaultForbidden", "{s}: {e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "Vault path {mount}/{path} may not be read: `{mount}` is a built-in Vault \
+                     path, not a KV mount"
+                )
+            );
+        }
+        let e = serde_yaml::from_str::<VaultRef>("mount: sys\npath: x\nfield: y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`sys` is a built-in Vault path"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,19 @@ pub struct Bao {
     child: Option<Child>,
     port: u16,
     home: tempfile::TempDir,
+    audited: bool,
+}
+
+/// One request the server handled, from its audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditedRequest {
+    /// `read`, `update`, `list`, ...
+    pub operation: String,
+    /// The path below `/v1/`, e.g. `secret/data/team/db`.
+    pub path: String,
+    /// The policies of the token that made it (empty when unauthenticated).
+    pub policies: Vec<String>,
 }
 
 impl Bao {
@@ -76,6 +89,18 @@ impl Bao {
     /// # Panics
     /// When `bao` is missing and `CI` is set, or the server does not start.
     pub async fn start() -> Option<Bao> {
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Bao::start) with a file audit device (configured
+    /// declaratively: OpenBao refuses to enable one through the API), so
+    /// [`audited_requests`](Bao::audited_requests) shows every request the
+    /// server handled.
+    pub async fn start_audited() -> Option<Bao> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(audited: bool) -> Option<Bao> {
         let Some(bin) = find_bao() else {
             if std::env::var_os("CI").is_some() {
                 panic!(
@@ -91,7 +116,15 @@ impl Bao {
             child: None,
             port: free_port(),
             home: tempfile::tempdir().expect("temp HOME"),
+            audited,
         };
+        if audited {
+            let config = format!(
+                "audit \"file\" \"gitseal-test\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
+                bao.audit_log_path().display().to_string()
+            );
+            std::fs::write(bao.home.path().join("audit.hcl"), config).expect("audit config");
+        }
         // Another test may take the free port between our probe and the
         // server's bind: then try another port.
         for _ in 0..5 {
@@ -124,15 +157,57 @@ impl Bao {
         config
     }
 
+    fn audit_log_path(&self) -> PathBuf {
+        self.home.path().join("audit.log")
+    }
+
+    /// Every request the server handled so far (of a server started with
+    /// [`start_audited`](Bao::start_audited); empty otherwise), in order.
+    ///
+    /// # Panics
+    /// When the audit log holds a line that is not JSON.
+    pub fn audited_requests(&self) -> Vec<AuditedRequest> {
+        let text = std::fs::read_to_string(self.audit_log_path()).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("audit log line is JSON"))
+            .filter(|v| v["type"] == "request")
+            .map(|v| AuditedRequest {
+                operation: v["request"]["operation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                path: v["request"]["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                policies: v["auth"]["policies"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
     async fn launch(&mut self) -> Launch {
         let log = std::fs::File::create(self.home.path().join("bao.log")).expect("log file");
+        let mut args = vec![
+            "server".to_string(),
+            "-dev".to_string(),
+            format!("-dev-root-token-id={ROOT_TOKEN}"),
+            format!("-dev-listen-address=127.0.0.1:{}", self.port),
+        ];
+        if self.audited {
+            args.push(format!(
+                "-config={}",
+                self.home.path().join("audit.hcl").display()
+            ));
+        }
         let child = Command::new(&self.bin)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{}", self.port),
-            ])
+            .args(&args)
             .env("HOME", self.home.path())
             .env_remove("BAO_ADDR")
             .env_remove("VAULT_ADDR")
@@ -266,6 +341,16 @@ impl Bao {
             "POST",
             &format!("sys/mounts/{mount}"),
             Some(json!({"type": "kv", "options": {"version": "1"}})),
+        )
+        .await;
+    }
+
+    /// Mounts a KV v2 engine at `mount`.
+    pub async fn enable_kv2(&self, mount: &str) {
+        self.api(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
         )
         .await;
     }

@@ -4,7 +4,12 @@ mod auth;
 mod failures;
 mod kubernetes;
 mod leaks;
+mod noise;
 mod reads;
+mod tenancy;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use gitseal_vault::testing::Bao;
 use gitseal_vault::{ExposeSecret as _, Session, VaultClient, VaultRef};
@@ -28,4 +33,41 @@ pub async fn value(session: &Session, reference: &VaultRef) -> String {
         .unwrap_or_else(|e| panic!("{reference}: {e}"))
         .expose_secret()
         .to_string()
+}
+
+/// Everything logged through [`dispatch`](LogCapture::dispatch), as text.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogCapture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// A subscriber writing every event at TRACE and above, from every
+    /// crate, into this capture (no colours).
+    pub fn dispatch(&self) -> tracing::Dispatch {
+        let writer = self.clone();
+        tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        )
+    }
+
+    /// What was captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
 }

@@ -72,9 +72,20 @@ async fn kv1_mount() {
     );
     assert_eq!(value(&s, &r("kv1:legacy/team/app#user")).await, "app");
     assert_eq!(client.metrics().reads, 1);
-    // The same mount read as KV v2 finds nothing (`legacy/data/team/app`).
+    // The same mount referenced as KV v2 is refused without a read (it
+    // would request `legacy/data/team/app`, another secret).
     let err = s.resolve(&r("legacy/team/app#token")).await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "invalid Vault reference `legacy/team/app#token`: mount `legacy` is a KV v1 engine, but \
+         the reference is KV v2; add `kv: v1` (text form: `kv1:` in front)"
+    );
+    assert_eq!(client.metrics().reads, 1);
+    assert_eq!(
+        client.metrics().mount_lookups,
+        1,
+        "the mount is looked up once"
+    );
     let err = s
         .resolve(&r("kv1:legacy/team/nothing#token"))
         .await
@@ -155,6 +166,38 @@ async fn shared_cache_spans_sessions_until_ttl() {
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(value(&client.session(), &rf).await, "new");
     assert_eq!(client.metrics().reads, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_max_age_bounds_the_shared_cache() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": "old"}))
+        .await;
+    let mut c = bao.root_config();
+    c.shared_cache_ttl = Duration::from_secs(3600);
+    let client = VaultClient::new(c).await.expect("client");
+    let rf = r("secret/team/db#password");
+    assert_eq!(value(&client.session(), &rf).await, "old");
+    bao.put_kv2("secret", "team/db", json!({"password": "new"}))
+        .await;
+    // A session that refreshes often does not take the hour-old answer...
+    let short = client.session().max_age(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(value(&short, &rf).await, "new");
+    assert_eq!(client.metrics().reads, 2);
+    // ...and its fresher read serves the others from then on.
+    assert_eq!(value(&client.session(), &rf).await, "new");
+    let young = client.session().max_age(Duration::from_secs(60));
+    assert_eq!(value(&young, &rf).await, "new");
+    assert_eq!(client.metrics().reads, 2);
+    // Zero: always a read of its own.
+    assert_eq!(
+        value(&client.session().max_age(Duration::ZERO), &rf).await,
+        "new"
+    );
+    assert_eq!(client.metrics().reads, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
