@@ -38,7 +38,9 @@ pub struct Timing {
     /// (bounds `refreshInterval`). Sealed-only objects are not requeued:
     /// every input they depend on is watched.
     pub resync: Duration,
-    /// First retry delay after a failure; doubles per consecutive failure.
+    /// First retry delay after a failure. Later retries wait as long as the
+    /// object has been failing, so they come at base, 2·base, 4·base, ...
+    /// after the first failure ([`backoff`]).
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
@@ -76,7 +78,8 @@ pub struct Context {
     /// Restart opted-in workloads when the Secret's data changes
     /// ([`crate::rollout`]); on by default.
     pub rollout: bool,
-    failures: Mutex<HashMap<String, u32>>,
+    /// Object id → when its current run of failures started.
+    failures: Mutex<HashMap<String, Instant>>,
     /// uid → fingerprint of the last Event emitted for the object.
     emitted: Mutex<HashMap<String, u64>>,
     /// The controller's SealedSecret cache, once running: lets a reconcile
@@ -167,11 +170,12 @@ impl Context {
         self
     }
 
-    fn bump_failures(&self, id: &str) -> u32 {
-        let mut map = lock(&self.failures);
-        let n = map.entry(id.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
+    /// How long `id` has been failing (zero at its first failure).
+    fn failing_for(&self, id: &str) -> Duration {
+        lock(&self.failures)
+            .entry(id.to_string())
+            .or_insert_with(Instant::now)
+            .elapsed()
     }
 
     fn reset_failures(&self, id: &str) {
@@ -270,22 +274,23 @@ pub fn error_policy(obj: Arc<SealedSecret>, err: &Error, ctx: Arc<Context>) -> A
     if ctx.forget_if_gone(&obj) {
         return Action::await_change();
     }
-    let n = ctx.bump_failures(&object_id(&obj));
+    let failing_for = ctx.failing_for(&object_id(&obj));
     let delay = match err {
         Error::NoKeys => Duration::from_secs(2).min(ctx.timing.backoff_max),
-        _ => backoff(ctx.timing, n),
+        _ => backoff(ctx.timing, failing_for),
     };
     Action::requeue(delay)
 }
 
-/// The delay before retry number `n` (1-based): base · 2^(n-1), capped.
-pub fn backoff(timing: Timing, n: u32) -> Duration {
-    let factor = 2u32.saturating_pow(n.saturating_sub(1).min(20));
-    timing
-        .backoff_base
-        .checked_mul(factor)
-        .unwrap_or(timing.backoff_max)
-        .min(timing.backoff_max)
+/// The delay before the next retry of an object that has been failing for
+/// `failing_for`: as long again, at least `backoff_base`, at most
+/// `backoff_max`. Retries come at base, 2·base, 4·base, ... after the first
+/// failure (5 s, 10 s, 20 s, ... with the defaults), then every
+/// `backoff_max`. Measured in time rather than counted in failures, so a
+/// reconcile that fails for another trigger (its own status update, a
+/// change of the object, Vault coming back) does not double the wait.
+pub fn backoff(timing: Timing, failing_for: Duration) -> Duration {
+    failing_for.max(timing.backoff_base).min(timing.backoff_max)
 }
 
 async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Error> {
@@ -328,7 +333,7 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
         &mut resolved,
     );
     if !obj.spec.vault_data.is_empty() {
-        let results = ctx.vault.resolve(ns, &obj.spec.vault_data).await;
+        let results = ctx.vault.resolve(ns, &obj.spec.vault_data, requeue).await;
         sources::merge_vault(results, &mut resolved);
     }
     let id = object_id(obj);

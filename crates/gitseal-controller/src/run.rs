@@ -360,12 +360,15 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
     // Owned Secrets: `owns` watches them metadata-only (PartialObjectMetadata)
     // and keeps no cache; a change or deletion just maps to the owner.
     let owned: Api<Secret> = Api::all(client.clone());
+    // Vault back after an outage: retry the objects waiting for it now.
+    let vault_back = crate::vault::waiting_when_back(ctx.vault.recoveries(), reader.clone());
     let controller = Controller::for_stream(sealed_stream, reader)
         .owns(
             owned,
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
         )
         .reconcile_all_on(keys::changes(&store))
+        .reconcile_on(vault_back)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|res| {

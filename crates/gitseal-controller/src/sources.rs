@@ -122,13 +122,24 @@ pub type VaultItem = Result<SecretSlice<u8>, ItemFailure>;
 /// Resolves `spec.vaultData` items. Implemented by the Vault integration;
 /// [`NoVault`] is used when the controller has no Vault configured.
 pub trait VaultResolver: Send + Sync {
-    /// Resolves every item of one SealedSecret in `namespace`. Returns one
-    /// entry per item key of `items`.
+    /// Resolves every item of one SealedSecret in `namespace`, which reads
+    /// its Vault items again every `refresh` (so values shared from other
+    /// reconciles must be younger than that). Returns one entry per item
+    /// key of `items`.
     fn resolve<'a>(
         &'a self,
         namespace: &'a str,
         items: &'a BTreeMap<String, VaultReference>,
+        refresh: std::time::Duration,
     ) -> BoxFuture<'a, BTreeMap<String, VaultItem>>;
+
+    /// A stream that yields each time the resolver's backend is reachable
+    /// again after an outage: the controller then retries at once the
+    /// objects waiting for it, instead of at their next backoff. `None`
+    /// (the default) when there is no such signal.
+    fn recoveries(&self) -> Option<futures::stream::BoxStream<'static, ()>> {
+        None
+    }
 
     /// A Prometheus collector exporting the resolver's own counters (Vault
     /// calls, failures, cache hits), registered on `/metrics` at start.
@@ -148,6 +159,7 @@ impl VaultResolver for NoVault {
         &'a self,
         _namespace: &'a str,
         items: &'a BTreeMap<String, VaultReference>,
+        _refresh: std::time::Duration,
     ) -> BoxFuture<'a, BTreeMap<String, VaultItem>> {
         let out = items
             .keys()

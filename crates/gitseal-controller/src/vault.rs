@@ -9,13 +9,20 @@
 //! * one [`Session`](gitseal_vault::Session) per reconcile, so fields of the
 //!   same secret (`db#user`, `db#password`) cost one Vault read;
 //! * the operator's tenancy policy ([`PathPolicy`]) is checked for every item
-//!   *before* any Vault call, and a refused item fails with `VaultForbidden`;
+//!   *before* any Vault call, and again (by the session) on the path a read
+//!   would really touch once the mount's KV version is known; a refused item
+//!   fails with `VaultForbidden`;
 //! * every `gitseal_vault::Error` maps to a condition [`Reason`]
 //!   ([`reason_for`]): `VaultUnavailable` is transient (reconcile keeps the
 //!   last good Secret and retries with backoff), `VaultNotFound` covers both
 //!   404 shapes (missing path, deleted or destroyed version) and a missing
-//!   field, `VaultForbidden` covers both the policy and Vault's own 403;
-//! * `spec.refreshInterval` becomes the requeue delay ([`requeue_after`]).
+//!   field, `VaultForbidden` covers the policy, references to built-in or
+//!   non-KV mounts, and Vault's own 403;
+//! * `spec.refreshInterval` becomes the requeue delay ([`requeue_after`]),
+//!   and bounds the age of a read shared with other reconciles
+//!   ([`shared_read_max_age`]), so `--vault-cache-ttl` never stretches it;
+//! * when Vault is back after an outage, the objects waiting for it are
+//!   retried at once ([`waiting_when_back`]), not at their next backoff.
 //!
 //! Values stay in `secrecy` types; failure messages are built from
 //! references and status codes only, never from values or tokens.
@@ -25,11 +32,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::{join_all, BoxFuture};
+use futures::stream::{BoxStream, StreamExt};
 use gitseal_manifest::types::{SealedSecretSpec, VaultReference};
+use gitseal_manifest::SealedSecret;
 use gitseal_vault::{
     AuthMethod, ExposeSecret, MetricsSnapshot, PathPolicy, TokenSource, VaultClient, VaultConfig,
     VaultRef, DEFAULT_SERVICE_ACCOUNT_TOKEN, DEFAULT_TEMPLATE,
 };
+use kube::runtime::reflector::{ObjectRef, Store};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -135,7 +145,8 @@ pub struct VaultArgs {
     pub vault_timeout: Duration,
 
     /// How long one Vault read is shared by reconciles that name the same
-    /// secret (0 = only reads in flight at the same time).
+    /// secret (0 = only reads in flight at the same time); never longer than
+    /// a tenth of the reading object's refreshInterval.
     #[arg(long = "vault-cache-ttl", value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
     pub vault_cache_ttl: Duration,
 }
@@ -285,15 +296,18 @@ impl VaultSource {
         self.client.metrics()
     }
 
-    /// Resolves every item of one SealedSecret in `namespace`: one entry per
-    /// item. Invalid references fail with `InvalidSpec` and references
-    /// outside the policy with `VaultForbidden`, both without any Vault
-    /// call; the others are read through one session (each distinct secret
-    /// once), concurrently.
+    /// Resolves every item of one SealedSecret in `namespace` that re-reads
+    /// them every `refresh`: one entry per item. Invalid references fail
+    /// with `InvalidSpec`, references outside the policy or to built-in
+    /// mounts with `VaultForbidden`, both without any Vault call; the others
+    /// are read through one session (each distinct secret once, a read
+    /// shared with other reconciles only if younger than
+    /// [`shared_read_max_age`]), concurrently.
     pub async fn resolve_items(
         &self,
         namespace: &str,
         items: &BTreeMap<String, VaultReference>,
+        refresh: Duration,
     ) -> BTreeMap<String, VaultItem> {
         let mut out = BTreeMap::new();
         let mut allowed = Vec::with_capacity(items.len());
@@ -312,9 +326,13 @@ impl VaultSource {
         if allowed.is_empty() {
             return out;
         }
-        // The policy was checked above; the session checks it again, so no
-        // read can ever skip it.
-        let session = self.client.session().for_namespace(&self.policy, namespace);
+        // The policy was checked above; the session checks it again, and on
+        // the path a read would really touch, so no read can ever skip it.
+        let session = self
+            .client
+            .session()
+            .for_namespace(&self.policy, namespace)
+            .max_age(shared_read_max_age(refresh));
         let reads = allowed.iter().map(|(item, r)| {
             let session = &session;
             async move { (*item, session.resolve(r).await) }
@@ -337,8 +355,17 @@ impl VaultResolver for VaultSource {
         &'a self,
         namespace: &'a str,
         items: &'a BTreeMap<String, VaultReference>,
+        refresh: Duration,
     ) -> BoxFuture<'a, BTreeMap<String, VaultItem>> {
-        Box::pin(self.resolve_items(namespace, items))
+        Box::pin(self.resolve_items(namespace, items, refresh))
+    }
+
+    fn recoveries(&self) -> Option<BoxStream<'static, ()>> {
+        let changes = futures::stream::unfold(self.client.recoveries(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        });
+        Some(changes.boxed())
     }
 
     fn metrics_collector(&self) -> Option<Box<dyn Collector>> {
@@ -349,9 +376,10 @@ impl VaultResolver for VaultSource {
 /// Exports the Vault client's counters on `/metrics` (register it with
 /// `Registry::register_collector`; the registry's `gitseal` prefix applies):
 ///
-/// * `gitseal_vault_calls_total{kind="login|login_failure|renewal|renewal_failure|read|token_check"}`:
+/// * `gitseal_vault_calls_total{kind="login|login_failure|renewal|renewal_failure|read|token_check|mount_lookup|health_probe"}`:
 ///   HTTP calls made to Vault (the goal: one login per process, one read per
-///   distinct secret per refresh);
+///   distinct secret per refresh, one mount lookup per mount and minute,
+///   health probes only during an outage);
 /// * `gitseal_vault_read_failures_total`: reads that failed (any reason);
 /// * `gitseal_vault_cache_hits_total`: items served without a Vault read.
 ///
@@ -380,6 +408,8 @@ impl Collector for VaultMetricsCollector {
             ("renewal_failure", m.renewal_failures),
             ("read", m.reads),
             ("token_check", m.token_checks),
+            ("mount_lookup", m.mount_lookups),
+            ("health_probe", m.health_probes),
         ];
         let mut family = encoder.encode_descriptor(
             "vault_calls",
@@ -423,8 +453,8 @@ impl Collector for VaultMetricsCollector {
 /// | `Auth` (login refused) | `VaultAuthFailed` |
 /// | `Config`, `InvalidPolicy`, `Unexpected` (other 4xx) | `VaultUnavailable` |
 /// | `NotFound` (missing path; deleted or destroyed version), `FieldMissing` | `VaultNotFound` |
-/// | `Forbidden` (tenancy policy, or Vault's 403) | `VaultForbidden` |
-/// | `InvalidRef` | `InvalidSpec` |
+/// | `Forbidden` (tenancy policy, also on the path a KV-version mismatch would touch; a built-in, non-KV or invisible mount; Vault's 403) | `VaultForbidden` |
+/// | `InvalidRef` (malformed, or a KV version that is not the mount's) | `InvalidSpec` |
 pub fn reason_for(e: &gitseal_vault::Error) -> Reason {
     use gitseal_vault::Error as V;
     match e {
@@ -442,6 +472,58 @@ fn failure(item: &str, e: &gitseal_vault::Error) -> ItemFailure {
         reason: reason_for(e),
         message: e.to_string(),
     }
+}
+
+/// How old a Vault read shared with other reconciles may be for an object
+/// that refreshes every `refresh`: a tenth of it (and never more than
+/// `--vault-cache-ttl`). A change in Vault, or an outage, then shows within
+/// 1.1 refresh intervals; reconciles of many objects naming the same secret
+/// at about the same time still share one read.
+pub fn shared_read_max_age(refresh: Duration) -> Duration {
+    refresh / 10
+}
+
+/// Whether `obj` waits for Vault to come back: it has Vault items and its
+/// `Ready` condition says `VaultUnavailable`.
+pub fn waits_for_vault(obj: &SealedSecret) -> bool {
+    !obj.spec.vault_data.is_empty()
+        && obj.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "False"
+                    && c.reason == Reason::VaultUnavailable.as_str()
+            })
+        })
+}
+
+/// Each time `recoveries` yields (Vault is back after an outage), the
+/// objects in `store` that [wait for Vault](waits_for_vault): the controller
+/// reconciles them at once rather than at their next backoff, which may be
+/// minutes away. Empty without a recovery signal.
+pub fn waiting_when_back(
+    recoveries: Option<BoxStream<'static, ()>>,
+    store: Store<SealedSecret>,
+) -> BoxStream<'static, ObjectRef<SealedSecret>> {
+    let Some(recoveries) = recoveries else {
+        return futures::stream::empty().boxed();
+    };
+    recoveries
+        .flat_map(move |()| {
+            let waiting: Vec<ObjectRef<SealedSecret>> = store
+                .state()
+                .iter()
+                .filter(|o| waits_for_vault(o))
+                .map(|o| ObjectRef::from_obj(&**o))
+                .collect();
+            if !waiting.is_empty() {
+                tracing::info!(
+                    objects = waiting.len(),
+                    "Vault is back; retrying the objects waiting for it"
+                );
+            }
+            futures::stream::iter(waiting)
+        })
+        .boxed()
 }
 
 /// Parses a `refreshInterval` such as `1h`, `15m`, `30s` or `1h30m`

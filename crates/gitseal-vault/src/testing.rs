@@ -280,6 +280,31 @@ impl Bao {
         }
     }
 
+    /// Seals the server: every read answers 503 and `sys/health` says
+    /// sealed, as in an outage, but the data and tokens stay.
+    pub async fn seal(&self) {
+        self.api("PUT", "sys/seal", None).await;
+    }
+
+    /// Unseals a [sealed](Bao::seal) server with the dev server's unseal
+    /// key (from its output).
+    ///
+    /// # Panics
+    /// When the key is not in the output or the server stays sealed.
+    pub async fn unseal(&self) {
+        let log = self.log();
+        let key = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+            .expect("the dev server prints its unseal key")
+            .trim()
+            .to_string();
+        let v = self
+            .api("PUT", "sys/unseal", Some(json!({ "key": key })))
+            .await;
+        assert_eq!(v["sealed"], false, "still sealed: {v}");
+    }
+
     /// A root-token API call to `/v1/{path}`.
     ///
     /// # Panics

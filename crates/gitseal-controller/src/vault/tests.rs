@@ -19,6 +19,7 @@ use super::*;
 use crate::sources::{merge_vault, Resolved};
 
 const CANARY: &str = "canary-vault-value-5e1f";
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// A source on `bao` with the root token, the default policy
 /// (`{namespace}/*`) and no shared cache (counters show sessions alone).
@@ -97,7 +98,7 @@ async fn kv2_latest_and_pinned_versions_and_kv1() {
             vref("legacy", "team/api", "token", None, Some(ManifestKv::V1)),
         ),
     ]);
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     assert_eq!(out.len(), 4);
     assert_eq!(text(&out["user"]), "app");
     assert_eq!(text(&out["password"]), "pw-two");
@@ -117,6 +118,8 @@ async fn kv2_latest_and_pinned_versions_and_kv1() {
         "gitseal_vault_calls_total{kind=\"login\"} 1",
         "gitseal_vault_calls_total{kind=\"read\"} 3",
         "gitseal_vault_calls_total{kind=\"token_check\"} 0",
+        "gitseal_vault_calls_total{kind=\"mount_lookup\"} 2",
+        "gitseal_vault_calls_total{kind=\"health_probe\"} 0",
         "gitseal_vault_read_failures_total 0",
         "gitseal_vault_cache_hits_total 1",
     ] {
@@ -131,7 +134,7 @@ async fn kv2_latest_and_pinned_versions_and_kv1() {
         json!({"user": "app", "password": "pw-three"}),
     )
     .await;
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     assert_eq!(text(&out["password"]), "pw-three");
     assert_eq!(text(&out["old-password"]), "pw-one");
     let m = src.metrics();
@@ -140,7 +143,7 @@ async fn kv2_latest_and_pinned_versions_and_kv1() {
     // Through the trait object reconcile holds, and merged like reconcile does.
     let resolver: std::sync::Arc<dyn VaultResolver> = std::sync::Arc::new(src.clone());
     let mut resolved = Resolved::default();
-    merge_vault(resolver.resolve("team", &spec).await, &mut resolved);
+    merge_vault(resolver.resolve("team", &spec, HOUR).await, &mut resolved);
     assert!(resolved.failures.is_empty());
     assert_eq!(
         resolved.data.keys().collect::<Vec<_>>(),
@@ -161,7 +164,7 @@ async fn forbidden_paths_are_refused_before_any_vault_call() {
         ("b", vref("secret", "team-b/db", "password", None, None)),
         ("c", vref("secret", "team", "password", None, None)),
     ]);
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     for item in ["a", "b", "c"] {
         let f = failed(&out[item]);
         assert_eq!(f.reason, Reason::VaultForbidden, "{item}: {}", f.message);
@@ -189,6 +192,7 @@ async fn forbidden_paths_are_refused_before_any_vault_call() {
         .resolve_items(
             "team",
             &items(&[("x", vref("secret", "team/db", "password", None, None))]),
+            HOUR,
         )
         .await;
     assert_eq!(failed(&out["x"]).reason, Reason::VaultForbidden);
@@ -233,11 +237,10 @@ async fn vaults_own_403_is_forbidden() {
     ])
     .await;
     assert_eq!(f.reason, Reason::VaultForbidden, "{}", f.message);
-    assert!(
-        f.message
-            .starts_with("Vault refused to read secret/team/db"),
-        "{}",
-        f.message
+    assert_eq!(
+        f.message,
+        "Vault path secret/team/db may not be read: Vault's policy for this token denies it \
+         (HTTP 403: permission denied)"
     );
     assert!(
         !f.message.contains(&token) && !f.message.contains(CANARY),
@@ -256,6 +259,7 @@ async fn resolve_team_db_password(flags: &[&str]) -> ItemFailure {
         .resolve_items(
             "team",
             &items(&[("pw", vref("secret", "team/db", "password", None, None))]),
+            HOUR,
         )
         .await;
     failed(&out["pw"]).clone()
@@ -351,7 +355,7 @@ async fn missing_paths_deleted_versions_and_fields_are_not_found() {
         ),
         ("ok", vref("secret", "team/db", "password", Some(2), None)),
     ]);
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     let msg = |k: &str| {
         let f = failed(&out[k]);
         assert_eq!(f.reason, Reason::VaultNotFound, "{k}: {}", f.message);
@@ -397,12 +401,12 @@ async fn vault_stopped_is_unavailable_and_recovers() {
     let src = source(&bao).await;
     let spec = items(&[("pw", vref("secret", "team/db", "password", None, None))]);
     assert_eq!(
-        text(&src.resolve_items("team", &spec).await["pw"]),
+        text(&src.resolve_items("team", &spec, HOUR).await["pw"]),
         "pw-one"
     );
 
     bao.stop();
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     let f = failed(&out["pw"]);
     assert_eq!(f.reason, Reason::VaultUnavailable, "{}", f.message);
     assert!(
@@ -423,7 +427,7 @@ async fn vault_stopped_is_unavailable_and_recovers() {
     bao.put_kv2("secret", "team/db", json!({"password": "pw-back"}))
         .await;
     assert_eq!(
-        text(&src.resolve_items("team", &spec).await["pw"]),
+        text(&src.resolve_items("team", &spec, HOUR).await["pw"]),
         "pw-back"
     );
 }
@@ -444,7 +448,7 @@ async fn no_value_or_token_in_failures_or_debug() {
             vref("secret", "other/db", "password", None, None),
         ),
     ]);
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     assert_eq!(text(&out["pw"]), CANARY);
     let shown = format!("{out:?} {src:?}");
     for f in out.values().filter_map(|r| r.as_ref().err()) {
@@ -458,8 +462,188 @@ async fn no_value_or_token_in_failures_or_debug() {
     assert!(!shown.contains(ROOT_TOKEN), "{shown}");
 }
 
+/// The attack of issue 9 §10 through the adapter, from every namespace
+/// named like a KV v2 API segment: refused as `VaultForbidden`, and the
+/// audit log shows no request to the KV mount.
+#[tokio::test]
+async fn kv1_references_into_a_kv2_mount_are_vault_forbidden_and_read_nothing() {
+    let Some(bao) = Bao::start_audited().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team-b/db", json!({"data": CANARY}))
+        .await;
+    let client = VaultClient::new(bao.root_config()).await.expect("client");
+    let hardened = PathPolicy::from_templates(["secret:{namespace}/*"]).expect("template");
+    let src = VaultSource::new(client, hardened);
+    let before = bao.audited_requests().len();
+    for ns in [
+        "data", "metadata", "delete", "destroy", "undelete", "subkeys", "config",
+    ] {
+        let spec = items(&[(
+            "stolen",
+            vref(
+                "secret",
+                &format!("{ns}/team-b/db"),
+                "data",
+                None,
+                Some(ManifestKv::V1),
+            ),
+        )]);
+        let out = src.resolve_items(ns, &spec, HOUR).await;
+        let f = failed(&out["stolen"]);
+        assert_eq!(f.reason, Reason::VaultForbidden, "{ns}: {}", f.message);
+        assert!(
+            f.message
+                .starts_with(&format!("namespace `{ns}` may not read Vault path secret/")),
+            "{ns}: {}",
+            f.message
+        );
+        assert!(!f.message.contains(CANARY), "{}", f.message);
+    }
+    let kv: Vec<String> = bao
+        .audited_requests()
+        .into_iter()
+        .skip(before)
+        .map(|q| q.path)
+        .filter(|p| p.starts_with("secret/"))
+        .collect();
+    assert_eq!(kv, Vec::<String>::new(), "nothing on the KV mount was read");
+}
+
+/// A `refreshInterval` shorter than `--vault-cache-ttl` is not stretched:
+/// an object reads again once a tenth of its interval has passed.
+#[tokio::test]
+async fn a_short_refresh_interval_is_not_stretched_by_the_shared_cache() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.put_kv2("secret", "team/db", json!({"password": "one"}))
+        .await;
+    let mut config = bao.root_config();
+    config.shared_cache_ttl = Duration::from_secs(30); // the flag's default
+    let src = VaultSource::new(
+        VaultClient::new(config).await.expect("client"),
+        PathPolicy::default(),
+    );
+    let spec = items(&[("pw", vref("secret", "team/db", "password", None, None))]);
+    let ten_seconds = Duration::from_secs(10);
+    assert_eq!(shared_read_max_age(ten_seconds), Duration::from_secs(1));
+    assert_eq!(
+        text(&src.resolve_items("team", &spec, ten_seconds).await["pw"]),
+        "one"
+    );
+    bao.put_kv2("secret", "team/db", json!({"password": "two"}))
+        .await;
+    // Within a second the shared read serves the 10 s object too...
+    assert_eq!(
+        text(&src.resolve_items("team", &spec, ten_seconds).await["pw"]),
+        "one"
+    );
+    assert_eq!(src.metrics().reads, 1);
+    // ...after it, the 10 s object reads again, although the cache keeps
+    // reads for 30 s.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        text(&src.resolve_items("team", &spec, ten_seconds).await["pw"]),
+        "two"
+    );
+    assert_eq!(src.metrics().reads, 2);
+    // An hourly object takes that fresh read from the cache.
+    assert_eq!(
+        text(&src.resolve_items("team", &spec, HOUR).await["pw"]),
+        "two"
+    );
+    assert_eq!(src.metrics().reads, 2);
+}
+
 // ---------------------------------------------------------------------------
 // Without a server.
+
+#[test]
+fn retries_come_at_base_then_as_long_again_as_the_object_has_been_failing() {
+    use crate::reconcile::backoff;
+    let timing = crate::reconcile::Timing::default();
+    // Seconds after the first failure at which each retry runs.
+    let mut at = Duration::ZERO;
+    let mut schedule = Vec::new();
+    for _ in 0..9 {
+        at += backoff(timing, at);
+        schedule.push(at.as_secs());
+    }
+    assert_eq!(schedule, [5, 10, 20, 40, 80, 160, 320, 620, 920]);
+}
+
+/// A reconcile that fails again right away (its own status update, a
+/// change of the object, Vault coming back and failing again) does not
+/// double the wait: the old per-failure count made the first retries
+/// +10 s, +20 s, ... instead of +5 s, +10 s.
+#[tokio::test]
+async fn an_extra_failed_reconcile_does_not_double_the_backoff() {
+    use crate::reconcile::{error_policy, Context, Timing};
+    use kube::runtime::controller::Action;
+    let (service, _handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let ctx = std::sync::Arc::new(Context::new(
+        kube::Client::new(service, "default"),
+        std::sync::Arc::new(crate::keys::KeyStore::new()),
+        std::sync::Arc::new(crate::hash::DataHasher::random()),
+        std::sync::Arc::new(crate::sources::NoVault),
+        kube::runtime::events::Reporter {
+            controller: "test".into(),
+            instance: None,
+        },
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+        Timing::default(),
+    ));
+    let obj: SealedSecret = serde_json::from_value(json!({
+        "apiVersion": "gitseal.dev/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "db", "namespace": "team", "uid": "u1"},
+        "spec": {},
+    }))
+    .expect("object");
+    let obj = std::sync::Arc::new(obj);
+    let err = Error::Items {
+        reason: Reason::VaultUnavailable,
+        message: "Vault at http://vault:8200 is unavailable".into(),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            error_policy(obj.clone(), &err, ctx.clone()),
+            Action::requeue(Duration::from_secs(5))
+        );
+    }
+}
+
+#[test]
+fn objects_wait_for_vault_when_their_ready_condition_says_so() {
+    let object = |vault: bool, status: &str, reason: &str| -> SealedSecret {
+        let mut v = json!({
+            "apiVersion": "gitseal.dev/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": {"name": "db", "namespace": "team"},
+            "spec": {},
+            "status": {"conditions": [{
+                "type": "Ready", "status": status, "reason": reason, "message": "m"
+            }]},
+        });
+        if vault {
+            v["spec"]["vaultData"] =
+                json!({"pw": {"mount": "secret", "path": "team/db", "field": "pw"}});
+        }
+        serde_json::from_value(v).expect("object")
+    };
+    assert!(waits_for_vault(&object(true, "False", "VaultUnavailable")));
+    assert!(!waits_for_vault(&object(
+        false,
+        "False",
+        "VaultUnavailable"
+    )));
+    assert!(!waits_for_vault(&object(true, "False", "VaultForbidden")));
+    assert!(!waits_for_vault(&object(true, "True", "Synced")));
+}
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -664,14 +848,13 @@ async fn invalid_references_fail_without_vault() {
     let src = VaultSource::new(client, PathPolicy::default());
     let spec = items(&[
         ("dotdot", vref("secret", "team/../other", "pw", None, None)),
-        ("sys", vref("sys", "team/x", "pw", None, None)),
         (
             "v1-version",
             vref("kv", "team/x", "pw", Some(2), Some(ManifestKv::V1)),
         ),
         ("no-field", vref("kv", "team/x", "", None, None)),
     ]);
-    let out = src.resolve_items("team", &spec).await;
+    let out = src.resolve_items("team", &spec, HOUR).await;
     for (k, r) in &out {
         let f = failed(r);
         assert_eq!(f.reason, Reason::InvalidSpec, "{k}: {}", f.message);
@@ -685,11 +868,46 @@ async fn invalid_references_fail_without_vault() {
         .message
         .contains("KV v1 secrets have no versions"));
     assert_eq!(src.metrics().vault_calls(), 0);
+    // Built-in mounts are not malformed references: they are forbidden.
+    let spec = items(&[
+        (
+            "auth",
+            vref(
+                "auth",
+                "token/lookup-self",
+                "id",
+                None,
+                Some(ManifestKv::V1),
+            ),
+        ),
+        (
+            "cubbyhole",
+            vref("cubbyhole", "team/x", "pw", None, Some(ManifestKv::V1)),
+        ),
+        (
+            "identity",
+            vref("identity", "entity/name", "id", None, None),
+        ),
+        ("sys", vref("sys", "team/x", "pw", None, None)),
+    ]);
+    let out = src.resolve_items("team", &spec, HOUR).await;
+    for (k, r) in &out {
+        let f = failed(r);
+        assert_eq!(f.reason, Reason::VaultForbidden, "{k}: {}", f.message);
+        assert!(
+            f.message
+                .ends_with(&format!("`{k}` is a built-in Vault path, not a KV mount")),
+            "{k}: {}",
+            f.message
+        );
+    }
+    assert_eq!(src.metrics().vault_calls(), 0);
     // And an unreachable Vault is VaultUnavailable.
     let out = src
         .resolve_items(
             "team",
             &items(&[("pw", vref("kv", "team/x", "pw", None, None))]),
+            HOUR,
         )
         .await;
     assert_eq!(failed(&out["pw"]).reason, Reason::VaultUnavailable);
