@@ -44,12 +44,17 @@ impl<T> Entry<T> {
 
 pub(crate) struct SharedCache<K, T> {
     map: Mutex<HashMap<K, Entry<T>>>,
+    /// The oldest success any caller may still take: entries older than
+    /// this are swept.
+    horizon: Duration,
 }
 
 impl<K: Hash + Eq + Clone, T: Clone> SharedCache<K, T> {
-    pub(crate) fn new() -> Self {
+    /// A cache whose callers never take a success older than `horizon`.
+    pub(crate) fn new(horizon: Duration) -> Self {
         SharedCache {
             map: Mutex::new(HashMap::new()),
+            horizon,
         }
     }
 
@@ -75,7 +80,8 @@ impl<K: Hash + Eq + Clone, T: Clone> SharedCache<K, T> {
                 Some(e) if e.fresh(now, max_age) => e.cell.clone(),
                 _ => {
                     if map.len() >= SWEEP_ABOVE {
-                        map.retain(|_, e| e.fresh(now, max_age));
+                        let horizon = self.horizon;
+                        map.retain(|_, e| e.fresh(now, horizon));
                     }
                     let cell: Cell<T> = Arc::new(OnceCell::new());
                     map.insert(
@@ -122,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn freshness_is_judged_by_each_caller() {
-        let cache: SharedCache<&str, u32> = SharedCache::new();
+        let cache: SharedCache<&str, u32> = SharedCache::new(Duration::MAX);
         let calls = AtomicU32::new(0);
         let fetch = || async { Ok::<u32, Error>(calls.fetch_add(1, Ordering::SeqCst) + 1) };
         let hour = Duration::from_secs(3600);
@@ -141,8 +147,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sweep_keeps_what_other_callers_may_still_take() {
+        let cache: SharedCache<u32, u32> = SharedCache::new(Duration::from_secs(3600));
+        let ok = |v: u32| async move { Ok::<u32, Error>(v) };
+        for k in 0..SWEEP_ABOVE as u32 {
+            let (v, _) = cache
+                .get(&k, Duration::from_secs(3600), true, || ok(k))
+                .await;
+            assert_eq!(v, Ok(k));
+        }
+        // A caller that wants nothing older than zero adds an entry; the
+        // sweep that makes room must not drop the others' fresh entries.
+        let k = SWEEP_ABOVE as u32;
+        assert_eq!(
+            cache.get(&k, Duration::ZERO, true, || ok(k)).await,
+            (Ok(k), true)
+        );
+        assert_eq!(cache.map.lock().unwrap().len(), SWEEP_ABOVE + 1);
+        assert_eq!(
+            cache
+                .get(&0, Duration::from_secs(3600), true, || ok(99))
+                .await,
+            (Ok(0), false)
+        );
+    }
+
+    #[tokio::test]
     async fn failures_are_not_kept_and_concurrent_callers_share_one_fetch() {
-        let cache: SharedCache<&str, u32> = SharedCache::new();
+        let cache: SharedCache<&str, u32> = SharedCache::new(Duration::MAX);
         let calls = AtomicU32::new(0);
         let hour = Duration::from_secs(3600);
         let failing = || async {

@@ -205,6 +205,7 @@ impl VaultClient {
             address.port().map(|p| format!(":{p}")).unwrap_or_default()
         );
         let unauth = build_api(&config, &address, "")?;
+        let read_horizon = config.shared_cache_ttl;
         let inner = Arc::new_cyclic(|me| Inner {
             config,
             address,
@@ -214,8 +215,8 @@ impl VaultClient {
             auth_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             metrics: Metrics::default(),
-            reads: SharedCache::new(),
-            mounts: SharedCache::new(),
+            reads: SharedCache::new(read_horizon),
+            mounts: SharedCache::new(MOUNT_INFO_TTL),
             availability: Availability::new(),
             wake: Arc::new(Notify::new()),
             login_backoff: Mutex::new(None),

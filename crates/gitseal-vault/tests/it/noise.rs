@@ -18,6 +18,14 @@ fn lines_at<'a>(logs: &'a str, level: &str) -> Vec<&'a str> {
     logs.lines().filter(|l| l.contains(&tag)).collect()
 }
 
+/// Runs `test` with every log line captured; the logs, or `None` when the
+/// test did not run (no `bao`).
+async fn logs_of(test: impl std::future::Future<Output = bool>) -> Option<String> {
+    let capture = LogCapture::default();
+    let ran = test.with_subscriber(capture.dispatch()).await;
+    ran.then(|| capture.text())
+}
+
 /// Lines from vaultrs or rustify above DEBUG (their debug line "Using API
 /// version 1" when a client is built is fine).
 fn library_lines(logs: &str) -> Vec<&str> {
@@ -29,8 +37,7 @@ fn library_lines(logs: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_missing_secrets_and_max_ttl_are_not_errors() {
-    let capture = LogCapture::default();
-    let ran = async {
+    let logs = logs_of(async {
         let Some(bao) = Bao::start().await else {
             return false;
         };
@@ -72,13 +79,11 @@ async fn refusals_missing_secrets_and_max_ttl_are_not_errors() {
         let m = client.metrics();
         assert!(m.logins >= 2, "the max TTL was reached: {m:?}");
         true
-    }
-    .with_subscriber(capture.dispatch())
+    })
     .await;
-    if !ran {
+    let Some(logs) = logs else {
         return;
-    }
-    let logs = capture.text();
+    };
     assert!(logs.contains(" DEBUG "), "capture works: {logs}");
     assert_eq!(lines_at(&logs, "ERROR"), Vec::<&str>::new());
     assert_eq!(lines_at(&logs, "WARN"), Vec::<&str>::new());
@@ -99,8 +104,7 @@ async fn refusals_missing_secrets_and_max_ttl_are_not_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_logged_once_and_its_end_is_noticed_without_a_read() {
-    let capture = LogCapture::default();
-    let ran = async {
+    let logs = logs_of(async {
         let Some(mut bao) = Bao::start().await else {
             return false;
         };
@@ -150,13 +154,11 @@ async fn an_outage_is_logged_once_and_its_end_is_noticed_without_a_read() {
             "after"
         );
         true
-    }
-    .with_subscriber(capture.dispatch())
+    })
     .await;
-    if !ran {
+    let Some(logs) = logs else {
         return;
-    }
-    let logs = capture.text();
+    };
     assert_eq!(lines_at(&logs, "ERROR"), Vec::<&str>::new());
     let warns = lines_at(&logs, "WARN");
     assert_eq!(warns.len(), 1, "one outage, one WARN:\n{logs}");
