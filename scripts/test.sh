@@ -14,6 +14,9 @@ export BAO_BIN
 echo "==> the sealing page (web/): chromium, npm packages, bundle check, JS unit tests"
 scripts/web.sh
 
+echo "==> installing test dependencies (kubectl, lua5.1, Helm engine, Python cryptography)"
+scripts/gitops-tools.sh
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 

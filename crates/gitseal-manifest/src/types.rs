@@ -28,11 +28,14 @@ pub const API_VERSION: &str = "gitseal.dev/v1alpha1";
     kind = "SealedSecret",
     plural = "sealedsecrets",
     shortname = "seal",
+    category = "gitseal",
+    doc = "A Secret whose values are sealed to a cluster's public key or are Vault references; the gitseal controller writes the Secret of the same name and namespace.",
     namespaced,
     status = "SealedSecretStatus",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretSpec {
@@ -45,10 +48,12 @@ pub struct SealedSecretSpec {
 
     /// Item key → sealed value (`gs1:…`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "encrypted_data_schema")]
     pub encrypted_data: BTreeMap<String, String>,
 
     /// Item key → a reference to a value in Vault, resolved by the controller.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_VAULT_ITEMS))]
     pub vault_data: BTreeMap<String, VaultReference>,
 
     /// What the generated Secret looks like besides its data.
@@ -57,11 +62,42 @@ pub struct SealedSecretSpec {
 
     /// How often Vault items are read again (e.g. `1h`, `15m`); default 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     pub refresh_interval: Option<String>,
 }
 
 fn is_strict(scope: &Scope) -> bool {
     *scope == Scope::Strict
+}
+
+/// Most items in `encryptedData`. Kubernetes sets no count, only the 1 MiB
+/// total; this bounds the work one object can ask for (one open per item)
+/// far above any Secret seen in practice.
+pub const MAX_SEALED_ITEMS: u32 = 4096;
+
+/// Most items in `vaultData` (each may be one Vault read).
+pub const MAX_VAULT_ITEMS: u32 = 512;
+
+/// Largest plaintext a Secret can hold: Kubernetes refuses a Secret whose
+/// data exceeds 1 MiB.
+pub const MAX_SECRET_DATA: usize = 1024 * 1024;
+
+/// Longest sealed value (`gs1:` + base64 body) that can hold a value a
+/// Secret accepts: the largest envelope body (docs/envelope.md) is scope (1),
+/// namespace, name and item key (1 + 255 each at most), count (1), 64
+/// recipient stanzas of 72 bytes, and the value with its 16-byte tag.
+pub const MAX_SEALED_VALUE_LEN: usize = {
+    let body = 1 + 3 * (1 + 255) + 1 + 64 * 72 + MAX_SECRET_DATA + 16;
+    "gs1:".len() + body.div_ceil(3) * 4
+};
+
+fn encrypted_data_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Item key → sealed value (`gs1:…`).",
+        "maxProperties": MAX_SEALED_ITEMS,
+        "additionalProperties": {"type": "string", "maxLength": MAX_SEALED_VALUE_LEN}
+    })
 }
 
 fn scope_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -78,10 +114,13 @@ fn scope_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[serde(rename_all = "camelCase")]
 pub struct VaultReference {
     /// Mount of the KV engine, e.g. `secret`.
+    #[schemars(length(min = 1, max = 256))]
     pub mount: String,
     /// Path of the secret under the mount, e.g. `team-a/db`.
+    #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Field of the secret to take.
+    #[schemars(length(min = 1, max = 256))]
     pub field: String,
     /// KV v2 version to read; latest when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +147,7 @@ pub enum KvVersion {
 pub struct SecretTemplate {
     /// Secret `type`, e.g. `Opaque` or `kubernetes.io/tls`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub type_: Option<String>,
     /// Labels and annotations of the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,10 +163,33 @@ pub struct SecretTemplate {
 pub struct TemplateMetadata {
     /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "labels_schema")]
     pub labels: BTreeMap<String, String>,
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "annotations_schema")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Kubernetes' limit on all of an object's annotations together (256 KiB).
+const MAX_ANNOTATIONS_SIZE: usize = 256 * 1024;
+
+fn labels_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Labels.",
+        "maxProperties": 64,
+        "additionalProperties": {"type": "string", "maxLength": 63}
+    })
+}
+
+fn annotations_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Annotations.",
+        "maxProperties": 128,
+        "additionalProperties": {"type": "string", "maxLength": MAX_ANNOTATIONS_SIZE}
+    })
 }
 
 /// What the controller last did with a SealedSecret. Never holds data.

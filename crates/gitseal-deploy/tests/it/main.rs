@@ -1,0 +1,4 @@
+//! One test binary for the deployment artifacts (see the crate docs).
+
+mod argocd;
+mod crd;
