@@ -354,9 +354,12 @@ fn read_template(
             .collect();
         for key in dropped {
             plain.annotations.remove(&key);
-            notes.push(format!(
-                "dropped the template annotation {key} (Bitnami's own)"
-            ));
+            // The scope annotations become spec.scope; others are reported.
+            if key != bitnami::CLUSTER_WIDE && key != bitnami::NAMESPACE_WIDE {
+                notes.push(format!(
+                    "dropped the template annotation {key} (Bitnami's own)"
+                ));
+            }
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ enum Command {
     Verify(commands::verify::Args),
     Hook(commands::hook::Args),
     Exec(commands::exec::Args),
+    Migrate(commands::migrate::Args),
     Completions(commands::completions::Args),
 }
 
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(a),
         Command::Hook(a) => commands::hook::run(a),
         Command::Exec(a) => commands::exec::run(a),
+        Command::Migrate(a) => commands::migrate::run(a),
         Command::Completions(a) => {
             commands::completions::run(a, <Cli as clap::CommandFactory>::command())
         }

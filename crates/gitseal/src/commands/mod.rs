@@ -5,6 +5,7 @@ pub mod exec;
 pub mod fetch_key;
 pub mod hook;
 pub mod keygen;
+pub mod migrate;
 pub mod pubkey;
 pub mod reseal;
 pub mod seal;

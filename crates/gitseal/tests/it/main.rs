@@ -5,6 +5,7 @@ mod exec;
 mod from_vault;
 mod keys;
 mod keys_remote;
+mod migrate;
 mod real_cluster;
 mod seal_unseal;
 mod support;
