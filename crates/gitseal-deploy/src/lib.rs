@@ -178,3 +178,40 @@ fn lua_string(s: &str, out: &mut String) {
     }
     out.push('"');
 }
+
+/// `kubernetes-validate --strict` (the Kubernetes OpenAPI schemas shipped in
+/// the PyPI package, offline) on `objects`; panics with its report unless
+/// every object passes. Kinds it has no schema for (custom resources) are
+/// returned as `apiVersion/kind`, for the caller to check otherwise.
+pub fn kubernetes_validate(objects: &[Value]) -> Vec<String> {
+    let stream: Vec<String> = objects.iter().map(Value::to_string).collect();
+    let out = run(
+        Command::new(tool("kubernetes-validate", "KUBERNETES_VALIDATE"))
+            .args(["--strict", "-k", "1.32.0", "-"]),
+        stream.join("\n---\n").as_bytes(),
+    );
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed = report
+        .lines()
+        .filter(|l| l.contains(" passed for resource "))
+        .count();
+    let unknown: Vec<String> = report
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once("Couldn't find schema for kind ")?.1;
+            let (kind, rest) = rest.split_once(" with api version ")?;
+            let (api, _) = rest.split_once(" for kubernetes")?;
+            Some(format!("{api}/{kind}"))
+        })
+        .collect();
+    assert!(
+        out.status.success() && passed + unknown.len() == objects.len(),
+        "not every object validates ({passed} passed of {}):\n{report}",
+        objects.len()
+    );
+    unknown
+}

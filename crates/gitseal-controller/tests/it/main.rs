@@ -3,6 +3,7 @@
 mod api_timeouts;
 mod cluster;
 mod common;
+mod deploy_flags;
 mod e2e;
 mod fake_api;
 mod http_limits;

@@ -2,3 +2,4 @@
 
 mod argocd;
 mod crd;
+mod helm;
