@@ -2,4 +2,5 @@
 
 mod argocd;
 mod crd;
+mod docs;
 mod helm;
