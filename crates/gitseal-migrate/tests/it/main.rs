@@ -38,6 +38,13 @@ fn fixtures() -> &'static Path {
     .path()
 }
 
+/// A fresh gitseal identity and its recipient.
+fn one_recipient() -> (Identity, [gitseal_crypto::Recipient; 1]) {
+    let identity = Identity::generate();
+    let recipient = identity.recipient().clone();
+    (identity, [recipient])
+}
+
 fn keys(files: &[&str]) -> BitnamiKeys {
     let mut keys = BitnamiKeys::new();
     for f in files {
@@ -113,8 +120,7 @@ fn reopen(
 
 #[test]
 fn every_fixture_converts_or_is_refused_as_planted() {
-    let identity = Identity::generate();
-    let recipients = [identity.recipient().clone()];
+    let (identity, recipients) = one_recipient();
     let opts = Options {
         recipients: &recipients,
         namespace: None,
@@ -228,8 +234,7 @@ fn every_fixture_converts_or_is_refused_as_planted() {
 
 #[test]
 fn one_pem_key_opens_only_what_it_sealed() {
-    let identity = Identity::generate();
-    let recipients = [identity.recipient().clone()];
+    let (_identity, recipients) = one_recipient();
     let opts = Options {
         recipients: &recipients,
         namespace: None,
@@ -264,8 +269,7 @@ fn one_pem_key_opens_only_what_it_sealed() {
 
 #[test]
 fn another_clusters_key_opens_only_its_own_object() {
-    let identity = Identity::generate();
-    let recipients = [identity.recipient().clone()];
+    let (_identity, recipients) = one_recipient();
     let opts = Options {
         recipients: &recipients,
         namespace: None,
@@ -290,8 +294,7 @@ fn another_clusters_key_opens_only_its_own_object() {
 
 #[test]
 fn refusals_and_notes_never_hold_plaintext() {
-    let identity = Identity::generate();
-    let recipients = [identity.recipient().clone()];
+    let (_identity, recipients) = one_recipient();
     let opts = Options {
         recipients: &recipients,
         namespace: None,
@@ -363,8 +366,7 @@ fn bad_key_files_are_refused_with_the_reason() {
 
 #[test]
 fn objects_without_a_namespace_need_one() {
-    let identity = Identity::generate();
-    let recipients = [identity.recipient().clone()];
+    let (_identity, recipients) = one_recipient();
     let keys = keys(&["keys.yaml"]);
     let (file, mut doc) = bitnami_docs()
         .into_iter()
@@ -397,8 +399,7 @@ fn objects_without_a_namespace_need_one() {
 
 #[test]
 fn reserved_template_metadata_is_refused() {
-    let identity = Identity::generate();
-    let recipients = [identity.recipient().clone()];
+    let (_identity, recipients) = one_recipient();
     let opts = Options {
         recipients: &recipients,
         namespace: None,

@@ -48,11 +48,26 @@ if obj.status == nil then
 end
 
 local generation = obj.metadata.generation
-local observed = obj.status.observedGeneration
-if generation ~= nil and (observed == nil or observed < generation) then
+
+-- Whether a status (or condition) written for `observed` predates the spec.
+local function stale(observed, required)
+  if generation == nil then
+    return false
+  end
+  if observed == nil then
+    return required
+  end
+  return observed < generation
+end
+
+local function waiting()
   hs.status = "Progressing"
   hs.message = "Waiting for the gitseal controller to observe generation " .. tostring(generation)
   return hs
+end
+
+if stale(obj.status.observedGeneration, true) then
+  return waiting()
 end
 
 local conditions = obj.status.conditions
@@ -69,10 +84,8 @@ if ready == nil then
   hs.message = "Waiting for the Ready condition"
   return hs
 end
-if generation ~= nil and ready.observedGeneration ~= nil and ready.observedGeneration < generation then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the gitseal controller to observe generation " .. tostring(generation)
-  return hs
+if stale(ready.observedGeneration, false) then
+  return waiting()
 end
 if ready.status == "True" then
   hs.status = "Healthy"
