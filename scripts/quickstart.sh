@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> building gitseal"
 cargo build --quiet -p gitseal
-gitseal=target/debug/gitseal
+gitseal="${CARGO_TARGET_DIR:-target}/debug/gitseal"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
