@@ -5,6 +5,16 @@
 //! is an HMAC-SHA256 under a key only the controller holds: the
 //! `gitseal-hash-key` Secret in the controller's namespace, created on first
 //! start. It tells "the data changed" apart from "it did not", nothing more.
+//!
+//! The MAC also covers where the object is (namespace and name, after a
+//! domain-separation label): with one key for the whole cluster over the
+//! items alone, a tenant could seal a guess with the same item keys in their
+//! own namespace and compare their hash with a victim's. Bound to the
+//! object, equal data in two objects gives unrelated hashes. Hashes written
+//! before the binding (`hmac-sha256:<hex>`, no `v2:`) are still recognised
+//! for the data they were computed over ([`DataHasher::is_current`]), so an
+//! upgrade neither rewrites every status nor restarts every workload; a new
+//! unbound hash is never computed for publication.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +33,23 @@ use crate::Error;
 /// Name of the Secret holding the HMAC key.
 pub const HASH_KEY_SECRET: &str = "gitseal-hash-key";
 const DATA_KEY: &str = "key";
+/// Prefix of the hashes written before they were bound to the object.
+const PREFIX_V1: &str = "hmac-sha256:";
+/// Prefix of the object-bound hashes.
+const PREFIX_V2: &str = "hmac-sha256:v2:";
+/// Domain separation: this MAC input can never be mistaken for another use
+/// of the key, nor for the unbound form.
+const DOMAIN_V2: &[u8] = b"gitseal.dev/status.dataHash/v2\0";
+
+fn update_items(mac: &mut Hmac<Sha256>, data: &BTreeMap<String, SecretSlice<u8>>) {
+    for (k, v) in data {
+        mac.update(&(k.len() as u64).to_be_bytes());
+        mac.update(k.as_bytes());
+        let v = v.expose_secret();
+        mac.update(&(v.len() as u64).to_be_bytes());
+        mac.update(v);
+    }
+}
 
 /// Computes `hmac-sha256:<hex>` over a Secret's data.
 pub struct DataHasher {
@@ -56,19 +83,53 @@ impl DataHasher {
         DataHasher { key }
     }
 
-    /// The keyed hash of `data`: every item key and value, length-prefixed,
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+    }
+
+    /// The keyed hash of the data of the Secret `namespace`/`name`:
+    /// `hmac-sha256:v2:<hex>` over a domain-separation label, the namespace
+    /// and the name, then every item key and value, each length-prefixed,
     /// in key order.
-    pub fn hash(&self, data: &BTreeMap<String, SecretSlice<u8>>) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        for (k, v) in data {
-            mac.update(&(k.len() as u64).to_be_bytes());
-            mac.update(k.as_bytes());
-            let v = v.expose_secret();
-            mac.update(&(v.len() as u64).to_be_bytes());
-            mac.update(v);
+    pub fn hash(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, SecretSlice<u8>>,
+    ) -> String {
+        let mut mac = self.mac();
+        mac.update(DOMAIN_V2);
+        for part in [namespace, name] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
         }
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        update_items(&mut mac, data);
+        format!("{PREFIX_V2}{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `stored` (a `status.dataHash`) describes `data` of the
+    /// Secret `namespace`/`name`: equal to [`DataHasher::hash`], or a hash
+    /// in the format written before the object binding that matches `data`.
+    /// The unbound form is only compared here, against a value the
+    /// controller itself wrote into this object's status, and never
+    /// published, so it gives no one a new guess.
+    pub fn is_current(
+        &self,
+        stored: &str,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, SecretSlice<u8>>,
+    ) -> bool {
+        if stored.starts_with(PREFIX_V2) {
+            return stored == self.hash(namespace, name, data);
+        }
+        if !stored.starts_with(PREFIX_V1) {
+            return false;
+        }
+        let mut mac = self.mac();
+        update_items(&mut mac, data);
+        stored == format!("{PREFIX_V1}{}", hex::encode(mac.finalize().into_bytes()))
     }
 
     /// Loads the hash key from its Secret in `namespace`, creating it when it
@@ -118,6 +179,7 @@ impl DataHasher {
 
 /// Short, non-reversible fingerprint for logs (first 12 hex digits of the hash).
 pub fn short(hash: &str) -> &str {
-    let hex = hash.strip_prefix("hmac-sha256:").unwrap_or(hash);
+    let hex = hash.strip_prefix(PREFIX_V1).unwrap_or(hash);
+    let hex = hex.strip_prefix("v2:").unwrap_or(hex);
     hex.get(..12).unwrap_or(hex)
 }

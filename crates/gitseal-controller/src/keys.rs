@@ -6,6 +6,14 @@
 //!
 //! The newest key is the active one: what `gitseal fetch-key` hands out.
 //! Every key is kept for opening, so values sealed before a rotation still open.
+//!
+//! Trust: a sealing key is a Secret the controller generated or an operator
+//! imported, never one the controller wrote for a SealedSecret. The loader
+//! refuses any Secret owned by a SealedSecret ([`keys_from_secret`]), and
+//! the writer never produces one that carries the key label (templates may
+//! not set `gitseal.dev/` metadata, see `reconcile`). A key's creation time
+//! is never later than when its Secret was created, so a far-future
+//! `gitseal.dev/created` cannot keep a key active and stop rotation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -228,14 +236,24 @@ pub fn keys_from_secret(secret: &Secret) -> Result<Vec<SealingKey>, Error> {
         origin: format!("Secret {name}"),
         message,
     };
-    let created = secret
+    if let Some(owner) = sealed_secret_owner(secret) {
+        return Err(bad(format!(
+            "it was written for SealedSecret {owner:?} (owner reference), and a Secret made from a SealedSecret is never a sealing key"
+        )));
+    }
+    let annotated = secret
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(KEY_CREATED_ANNOTATION))
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .or_else(|| secret.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(Timestamp::UNIX_EPOCH);
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let stored = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    // The annotation may say earlier (a restored backup keeps its date),
+    // never later than the API server's own creation time.
+    let created = match (annotated, stored) {
+        (Some(a), Some(s)) => a.min(s),
+        (a, s) => a.or(s).unwrap_or(Timestamp::UNIX_EPOCH),
+    };
     let mut out = Vec::new();
     for (item, value) in secret.data.iter().flatten() {
         let text = std::str::from_utf8(&value.0)
@@ -252,6 +270,78 @@ pub fn keys_from_secret(secret: &Secret) -> Result<Vec<SealingKey>, Error> {
         return Err(bad("holds no identity".to_string()));
     }
     Ok(out)
+}
+
+/// The name of the SealedSecret that owns `secret` (an owner reference of
+/// kind `SealedSecret` in the `gitseal.dev` group), if any.
+pub fn sealed_secret_owner(secret: &Secret) -> Option<&str> {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "SealedSecret" && o.api_version.starts_with("gitseal.dev/"))
+        .map(|o| o.name.as_str())
+}
+
+/// Whether the key loader would take keys from `secret`: it carries the
+/// key label and is not owned by a SealedSecret. The controller never
+/// writes such a Secret for a SealedSecret (tested).
+pub fn is_key_candidate(secret: &Secret) -> bool {
+    let labelled = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(KEY_LABEL))
+        .is_some_and(|v| v == "true");
+    labelled && sealed_secret_owner(secret).is_none()
+}
+
+/// How one key set differs from the one before.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    /// Keys now loaded that were not before: (key id, Secret name).
+    pub added: Vec<(String, String)>,
+    /// Key ids no longer loaded.
+    pub removed: Vec<String>,
+    /// The active key id before and after, when it changed.
+    pub activated: Option<(Option<String>, String)>,
+}
+
+impl KeyChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.activated.is_none()
+    }
+}
+
+impl KeySet {
+    /// What changed from `before` to `self`.
+    pub fn changes_from(&self, before: &KeySet) -> KeyChanges {
+        let id = |k: &SealingKey| k.identity.key_id().to_string();
+        let old: std::collections::HashSet<String> = before.keys.iter().map(id).collect();
+        let new: std::collections::HashSet<String> = self.keys.iter().map(id).collect();
+        let active_before = before.active().map(id);
+        let active_now = self.active().map(id);
+        KeyChanges {
+            added: self
+                .keys
+                .iter()
+                .filter(|k| !old.contains(&id(k)))
+                .map(|k| (id(k), k.secret_name.clone()))
+                .collect(),
+            removed: before
+                .keys
+                .iter()
+                .map(id)
+                .filter(|k| !new.contains(k))
+                .collect(),
+            activated: match active_now {
+                Some(now) if active_before.as_ref() != Some(&now) => Some((active_before, now)),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Label selector of the key Secrets.

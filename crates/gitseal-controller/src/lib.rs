@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod rollout;
 pub mod run;
 pub mod sources;
+pub mod triggers;
 pub mod vault;
 mod web;
 
@@ -42,6 +43,12 @@ pub const KEY_LABEL: &str = "gitseal.dev/sealing-key";
 pub const KEY_CREATED_ANNOTATION: &str = "gitseal.dev/created";
 /// Annotation with a sealing key's public key (`age1…`).
 pub const KEY_RECIPIENT_ANNOTATION: &str = "gitseal.dev/recipient";
+/// Prefix of the labels and annotations only the controller sets; refused
+/// in a SealedSecret's template.
+pub const RESERVED_PREFIX: &str = "gitseal.dev/";
+/// Most data a Secret can hold: the sum of its decoded values, as the API
+/// server counts it (`MaxSecretSize`).
+pub const MAX_SECRET_DATA_BYTES: usize = 1024 * 1024;
 /// Name of the ConfigMap where the public keys are published.
 pub const PUBLIC_KEYS_CONFIGMAP: &str = "gitseal-public-keys";
 
@@ -73,6 +80,15 @@ pub enum Reason {
     InvalidSpec,
     /// The Kubernetes API refused to write the Secret.
     ApplyFailed,
+    /// The template sets labels or annotations under `gitseal.dev/`, which
+    /// are reserved for the controller (a Secret carrying them could pose
+    /// as one of its sealing keys).
+    ReservedMetadata,
+    /// The SealedSecret sits in the controller's own namespace, where its
+    /// sealing keys live; refused unless `--allow-controller-namespace`.
+    NamespaceNotAllowed,
+    /// The data would exceed what a Secret can hold (1 MiB).
+    TooLarge,
 }
 
 impl Reason {
@@ -90,7 +106,37 @@ impl Reason {
             Reason::SecretNotOwned => "SecretNotOwned",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::ApplyFailed => "ApplyFailed",
+            Reason::ReservedMetadata => "ReservedMetadata",
+            Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Reason::TooLarge => "TooLarge",
         }
+    }
+
+    /// Every reason, for metrics exported at zero.
+    pub const ALL: [Reason; 14] = [
+        Reason::Synced,
+        Reason::DecryptFailed,
+        Reason::UnknownKey,
+        Reason::ScopeMismatch,
+        Reason::VaultUnavailable,
+        Reason::VaultAuthFailed,
+        Reason::VaultNotFound,
+        Reason::VaultForbidden,
+        Reason::SecretNotOwned,
+        Reason::InvalidSpec,
+        Reason::ApplyFailed,
+        Reason::ReservedMetadata,
+        Reason::NamespaceNotAllowed,
+        Reason::TooLarge,
+    ];
+
+    /// Whether the failure may go away by retrying alone (Vault or the API
+    /// answering again): the object is then `Reconciling`. Every other
+    /// failure needs a person (reseal, import a key, fix the spec or the
+    /// credentials, adopt the Secret): the object is `Stalled`, in the
+    /// kstatus sense. Both are retried with backoff either way.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Reason::VaultUnavailable | Reason::ApplyFailed)
     }
 }
 
@@ -118,6 +164,16 @@ pub enum Error {
         /// The reason of the first failing item.
         reason: Reason,
         /// Which items failed and why.
+        message: String,
+    },
+    /// The object cannot be synced as it is (reserved metadata, the
+    /// controller's namespace, too large); the status says why. Nothing
+    /// was written.
+    #[error("{reason}: {message}")]
+    Refused {
+        /// Why.
+        reason: Reason,
+        /// What to do.
         message: String,
     },
     /// A Secret of that name exists and is not managed by this SealedSecret.
@@ -154,7 +210,7 @@ impl Error {
     /// The label used in the `gitseal_reconcile_failures_total` metric.
     pub fn metric_reason(&self) -> &'static str {
         match self {
-            Error::Items { reason, .. } => reason.as_str(),
+            Error::Items { reason, .. } | Error::Refused { reason, .. } => reason.as_str(),
             Error::NotOwned(_) => Reason::SecretNotOwned.as_str(),
             Error::Kube(_) => "KubernetesApi",
             Error::NoKeys => "NoKeys",
@@ -162,6 +218,22 @@ impl Error {
             Error::BadKey { .. } => "BadKey",
             Error::InvalidDuration(_) | Error::Serialize(_) | Error::Io { .. } => "Internal",
         }
+    }
+
+    /// Every value [`Error::metric_reason`] can take, for metrics exported
+    /// at zero.
+    pub fn metric_reasons() -> impl Iterator<Item = &'static str> {
+        Reason::ALL
+            .iter()
+            .filter(|r| **r != Reason::Synced)
+            .map(|r| r.as_str())
+            .chain([
+                "KubernetesApi",
+                "NoKeys",
+                "InvalidObject",
+                "BadKey",
+                "Internal",
+            ])
     }
 }
 

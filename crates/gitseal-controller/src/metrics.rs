@@ -25,6 +25,7 @@ pub struct Metrics {
     keys_loaded: Gauge,
     retired: Gauge,
     leader: Gauge,
+    key_changes: Family<Labels, Counter>,
     retired_by_object: Mutex<HashMap<String, u64>>,
 }
 
@@ -76,8 +77,26 @@ impl Metrics {
             "1 when this replica is the leader and reconciles, else 0",
             leader.clone(),
         );
+        let key_changes = Family::<Labels, Counter>::default();
+        registry.register(
+            "sealing_key_changes",
+            "Changes of the loaded sealing keys seen by this replica, by change (added, removed, activated); alert on an activation you did not plan",
+            key_changes.clone(),
+        );
+        // Exported at zero from the start, so a dashboard or an alert on a
+        // rate sees every series before its first increment.
+        for result in ["success", "error"] {
+            let _ = reconciles.get_or_create(&vec![("result", result)]);
+        }
+        for reason in crate::Error::metric_reasons() {
+            let _ = failures.get_or_create(&vec![("reason", reason)]);
+        }
+        for change in ["added", "removed", "activated"] {
+            let _ = key_changes.get_or_create(&vec![("change", change)]);
+        }
         Metrics {
             registry,
+            key_changes,
             reconciles,
             failures,
             duration,
@@ -111,6 +130,18 @@ impl Metrics {
         if let Some(reason) = failure_reason {
             self.failures.get_or_create(&vec![("reason", reason)]).inc();
         }
+    }
+
+    /// Counts changes of the loaded keys.
+    pub fn key_changes(&self, changes: &crate::keys::KeyChanges) {
+        let inc = |change: &'static str, n: usize| {
+            self.key_changes
+                .get_or_create(&vec![("change", change)])
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        };
+        inc("added", changes.added.len());
+        inc("removed", changes.removed.len());
+        inc("activated", usize::from(changes.activated.is_some()));
     }
 
     /// Sets the number of loaded keys.

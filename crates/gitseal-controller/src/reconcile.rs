@@ -1,15 +1,31 @@
 //! Reconcile: one SealedSecret in, one Secret out.
 //!
-//! Every item is resolved first (sealed values opened with the key set,
-//! Vault references through the [`VaultResolver`]). Only when every item
-//! resolved is the Secret written, by server-side apply with the
-//! controller's field manager and a controller owner reference. On any
-//! failure the existing Secret is not touched: the `Ready` condition says
-//! which item failed and why, an Event is emitted once per change, and
-//! [`error_policy`] retries with a per-object exponential backoff.
+//! One pass is a pipeline of small steps:
+//!
+//! 1. **admit**: what the object may ask for at all (not the controller's
+//!    own namespace, no `gitseal.dev/` metadata in the template, not more
+//!    data than a Secret holds);
+//! 2. **resolve** every item (sealed values opened with the key set, Vault
+//!    references through the [`VaultResolver`]); nothing is written unless
+//!    every item resolved;
+//! 3. (templated data will be rendered here, from the resolved items);
+//! 4. the **desired Secret**;
+//! 5. **write** it, by server-side apply with the controller's field
+//!    manager and a controller owner reference, when the existing Secret
+//!    differs: items someone else added are removed, an immutable Secret is
+//!    replaced only after a server-side dry run of the new one, and the old
+//!    one is put back if writing the new one fails;
+//! 6. **rollout** of opted-in workloads when the data changed;
+//! 7. the **status**: [`next_status`] computes it from the outcome, and
+//!    [`report`] is the one place that writes it (and emits an Event once
+//!    per change).
+//!
+//! On any failure the existing Secret is not touched, the `Ready`
+//! condition says which item failed and why, and [`error_policy`] retries
+//! with a per-object exponential backoff.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use gitseal_manifest::types::{Condition, SealedSecretStatus};
@@ -17,7 +33,7 @@ use gitseal_manifest::SealedSecret;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -29,7 +45,10 @@ use crate::hash::DataHasher;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::sources::{self, ItemFailure, Resolved, VaultResolver};
-use crate::{Error, Reason, ADOPT_ANNOTATION, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::{
+    Error, Reason, ADOPT_ANNOTATION, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+    MAX_SECRET_DATA_BYTES, RESERVED_PREFIX,
+};
 
 /// Retry timing.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +75,18 @@ impl Default for Timing {
     }
 }
 
+/// Objects whose sealed data and template take more than this many bytes
+/// are cached without their spec, and fetched whole when reconciled: the
+/// cache of a cluster with many objects near the 1 MiB limit would
+/// otherwise hold all of them forever.
+pub const CACHE_SPEC_LIMIT: usize = 16 * 1024;
+/// Annotation put on the cached copy (never on the object in the cluster)
+/// of an object whose spec was left out of the cache.
+pub const SPEC_NOT_CACHED: &str = "internal.gitseal.dev/spec-not-cached";
+/// Reconciles of such large objects running at once (each holds its
+/// object, the opened values and the Secret body in memory).
+const LARGE_AT_ONCE: usize = 2;
+
 /// What reconcile needs, shared by every reconcile.
 pub struct Context {
     /// Kubernetes client.
@@ -78,14 +109,19 @@ pub struct Context {
     /// Restart opted-in workloads when the Secret's data changes
     /// ([`crate::rollout`]); on by default.
     pub rollout: bool,
+    /// The controller's own namespace, where SealedSecrets are refused
+    /// (`NamespaceNotAllowed`); `None` when they are allowed.
+    pub refused_namespace: Option<String>,
     /// Object id → when its current run of failures started.
     failures: Mutex<HashMap<String, Instant>>,
     /// uid → fingerprint of the last Event emitted for the object.
     emitted: Mutex<HashMap<String, u64>>,
-    /// The controller's SealedSecret cache, once running: lets a reconcile
-    /// that finishes after its object was deleted drop the per-object
-    /// state it just wrote (see [`Context::forget_if_gone`]).
-    live: std::sync::OnceLock<Store<SealedSecret>>,
+    /// The SealedSecret cache of the current leadership term: lets a
+    /// reconcile that finishes after its object was deleted drop the
+    /// per-object state it just wrote (see [`Context::forget_if_gone`]).
+    /// Replaced at the start of every term.
+    live: RwLock<Option<Store<SealedSecret>>>,
+    large: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Context {
@@ -132,16 +168,29 @@ impl Context {
             metrics,
             timing,
             rollout: true,
+            refused_namespace: None,
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
-            live: std::sync::OnceLock::new(),
+            live: RwLock::new(None),
+            large: tokio::sync::Semaphore::new(LARGE_AT_ONCE),
         }
     }
 
-    /// Tells the context which cache holds the live SealedSecrets. Set once;
-    /// later calls are ignored.
+    /// Tells the context which cache holds the live SealedSecrets of this
+    /// leadership term (replacing the previous term's).
     pub fn watch_live(&self, store: Store<SealedSecret>) {
-        let _ = self.live.set(store);
+        match self.live.write() {
+            Ok(mut g) => *g = Some(store),
+            Err(p) => *p.into_inner() = Some(store),
+        }
+    }
+
+    /// Forgets the cache of the term that ended.
+    pub fn stop_watching_live(&self) {
+        match self.live.write() {
+            Ok(mut g) => *g = None,
+            Err(p) => *p.into_inner() = None,
+        }
     }
 
     /// Forgets `obj`'s per-object state if the cache no longer holds it,
@@ -151,12 +200,18 @@ impl Context {
     /// deletion is applied to the cache before it is announced, so either
     /// this check sees it or the announcement comes after these writes.
     pub fn forget_if_gone(&self, obj: &SealedSecret) -> bool {
-        let Some(live) = self.live.get() else {
-            return false;
-        };
-        let gone = match live.get(&ObjectRef::from_obj(obj)) {
-            Some(current) => current.metadata.uid != obj.metadata.uid,
-            None => true,
+        let gone = {
+            let live = match self.live.read() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let Some(live) = live.as_ref() else {
+                return false;
+            };
+            match live.get(&ObjectRef::from_obj(obj)) {
+                Some(current) => current.metadata.uid != obj.metadata.uid,
+                None => true,
+            }
         };
         if gone {
             self.forget(obj);
@@ -167,6 +222,13 @@ impl Context {
     /// Turns rollout on change on or off.
     pub fn with_rollout(mut self, on: bool) -> Self {
         self.rollout = on;
+        self
+    }
+
+    /// Refuses SealedSecrets in `namespace` (the controller's own), or
+    /// allows every namespace with `None`.
+    pub fn refusing_namespace(mut self, namespace: Option<String>) -> Self {
+        self.refused_namespace = namespace;
         self
     }
 
@@ -197,6 +259,7 @@ impl Context {
     /// reports them now, and may change them before this one leads again).
     pub fn forget_all(&self) {
         self.retain_live(&[]);
+        self.stop_watching_live();
     }
 
     /// Forgets every object not in `live` (after a relist, deletions that
@@ -219,15 +282,65 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 
 /// Drops what reconcile never reads before a SealedSecret enters the
 /// controller's cache: `managedFields` and kubectl's last-applied copy of
-/// the object (together often larger than the object itself).
+/// the object (together often larger than the object itself). A spec
+/// larger than [`CACHE_SPEC_LIMIT`] is left out too (the copy is marked
+/// [`SPEC_NOT_CACHED`]); reconcile fetches such an object when it needs it.
 pub fn strip_for_cache(obj: &mut SealedSecret) {
     obj.metadata.managed_fields = None;
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
-        if annotations.is_empty() {
-            obj.metadata.annotations = None;
-        }
+        // Only this function sets the marker.
+        annotations.remove(SPEC_NOT_CACHED);
     }
+    let size = spec_size(obj);
+    if size > CACHE_SPEC_LIMIT {
+        obj.spec.encrypted_data = BTreeMap::new();
+        obj.spec.vault_data = BTreeMap::new();
+        obj.spec.template = None;
+        obj.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(SPEC_NOT_CACHED.to_string(), size.to_string());
+    }
+    if obj
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.is_empty())
+    {
+        obj.metadata.annotations = None;
+    }
+}
+
+/// Bytes of the spec's sealed values, item keys and template metadata.
+fn spec_size(obj: &SealedSecret) -> usize {
+    let sealed: usize = obj
+        .spec
+        .encrypted_data
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let template: usize = obj
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .map(|m| {
+            m.labels
+                .iter()
+                .chain(m.annotations.iter())
+                .map(|(k, v)| k.len() + v.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    sealed + template + obj.spec.vault_data.len() * 128
+}
+
+fn spec_not_cached(obj: &SealedSecret) -> bool {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(SPEC_NOT_CACHED))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -293,162 +406,655 @@ pub fn backoff(timing: Timing, failing_for: Duration) -> Duration {
     failing_for.max(timing.backoff_base).min(timing.backoff_max)
 }
 
+/// Where an object is: what every step needs.
+struct Place<'a> {
+    ns: &'a str,
+    name: &'a str,
+    uid: &'a str,
+}
+
+impl<'a> Place<'a> {
+    fn of(obj: &'a SealedSecret) -> Result<Self, Error> {
+        Ok(Place {
+            ns: obj
+                .metadata
+                .namespace
+                .as_deref()
+                .ok_or(Error::MissingField("metadata.namespace"))?,
+            name: obj
+                .metadata
+                .name
+                .as_deref()
+                .ok_or(Error::MissingField("metadata.name"))?,
+            uid: obj
+                .metadata
+                .uid
+                .as_deref()
+                .ok_or(Error::MissingField("metadata.uid"))?,
+        })
+    }
+}
+
+/// A failure reported on the object (condition and Event), then returned
+/// to the retry policy as `error`.
+struct Failed {
+    reason: Reason,
+    message: String,
+    error: Error,
+}
+
+impl Failed {
+    fn refused(reason: Reason, message: String) -> Self {
+        Failed {
+            error: Error::Refused {
+                reason,
+                message: message.clone(),
+            },
+            reason,
+            message,
+        }
+    }
+
+    fn items(reason: Reason, message: String) -> Self {
+        Failed {
+            error: Error::Items {
+                reason,
+                message: message.clone(),
+            },
+            reason,
+            message,
+        }
+    }
+
+    fn write(e: kube::Error, what: &str, then: &str) -> Self {
+        let message = format!("{what}: {}; {then}", api_detail(&e));
+        Failed {
+            reason: Reason::ApplyFailed,
+            message,
+            error: Error::Kube(e),
+        }
+    }
+}
+
+fn api_detail(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+/// What a successful sync tells the status.
+struct Synced {
+    key_ids: Vec<String>,
+    data_hash: String,
+    written: bool,
+    items: usize,
+}
+
+enum Step {
+    Synced(Synced),
+    Failed(Failed),
+    /// The object was deleted meanwhile: nothing to write, nothing to report.
+    Gone,
+}
+
+/// What a reconcile came to; [`next_status`] turns it into the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The Secret holds exactly the object's data.
+    Synced {
+        /// Key ids the sealed values were opened with.
+        key_ids: Vec<String>,
+        /// The keyed data hash for `status.dataHash`.
+        data_hash: String,
+        /// Whether the Secret was written in this pass.
+        written: bool,
+        /// `Ready` message.
+        message: String,
+    },
+    /// Nothing was written; the existing Secret (if any) is unchanged.
+    Failed {
+        /// Why.
+        reason: Reason,
+        /// What failed and what to do.
+        message: String,
+    },
+}
+
 async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Error> {
-    let ns = obj
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = obj
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingField("metadata.name"))?;
-    let uid = obj
-        .metadata
-        .uid
-        .as_deref()
-        .ok_or(Error::MissingField("metadata.uid"))?;
+    Place::of(obj)?;
     if !ctx.keys.is_ready() {
         return Err(Error::NoKeys);
     }
-    let keys = ctx.keys.current();
+    if !spec_not_cached(obj) {
+        return reconcile_object(obj, ctx).await;
+    }
+    // Large: fetched whole now, dropped when done, a few at a time.
+    let _permit = ctx.large.acquire().await;
+    let api: Api<SealedSecret> = Api::namespaced(
+        ctx.client.clone(),
+        obj.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    match api.get_opt(&obj.name_any()).await? {
+        Some(full) if full.metadata.uid == obj.metadata.uid => reconcile_object(&full, ctx).await,
+        // Deleted (or replaced by a new object, reconciled on its own).
+        _ => Ok(Action::await_change()),
+    }
+}
+
+async fn reconcile_object(obj: &SealedSecret, ctx: &Context) -> Result<Action, Error> {
     let requeue = match crate::vault::requeue_after(&obj.spec, ctx.timing.resync) {
         Ok(d) => d,
         Err(Error::Items { reason, message }) => {
-            report(ctx, obj, reason, &message, None, false).await?;
-            return Err(Error::Items { reason, message });
+            let failed = Failed::items(reason, message);
+            return report_failure(ctx, obj, failed).await;
+        }
+        Err(e) => return Err(e),
+    };
+    match sync(obj, ctx, requeue).await? {
+        Step::Gone => Ok(Action::await_change()),
+        Step::Failed(failed) => report_failure(ctx, obj, failed).await,
+        Step::Synced(synced) => {
+            let Place { ns, name, .. } = Place::of(obj)?;
+            let outcome = Outcome::Synced {
+                key_ids: synced.key_ids,
+                data_hash: synced.data_hash,
+                written: synced.written,
+                message: format!("Secret {ns}/{name} holds {} item(s)", synced.items),
+            };
+            report(ctx, obj, &outcome).await?;
+            if obj.spec.vault_data.is_empty() {
+                // Every input of a sealed-only Secret is watched (the
+                // SealedSecret, the Secret itself, the keys), so no timer is
+                // needed; a timer per object is a scheduler entry per object,
+                // i.e. memory.
+                return Ok(Action::await_change());
+            }
+            Ok(Action::requeue(requeue))
+        }
+    }
+}
+
+async fn report_failure(
+    ctx: &Context,
+    obj: &SealedSecret,
+    failed: Failed,
+) -> Result<Action, Error> {
+    let outcome = Outcome::Failed {
+        reason: failed.reason,
+        message: failed.message,
+    };
+    report(ctx, obj, &outcome).await?;
+    Err(failed.error)
+}
+
+/// Steps 1 to 6 of the module docs.
+async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<Step, Error> {
+    let place = Place::of(obj)?;
+    if let Some(refused) = admit(obj, ctx, &place) {
+        return Ok(Step::Failed(refused));
+    }
+    let resolved = match resolve(obj, ctx, &place, requeue).await {
+        Ok(r) => r,
+        Err(failed) => return Ok(Step::Failed(failed)),
+    };
+    // Templated data (issue 14) is rendered here, from `resolved`.
+    let desired = match desired_secret(obj, &resolved) {
+        Ok(d) => d,
+        Err(Error::Refused { reason, message }) => {
+            return Ok(Step::Failed(Failed::refused(reason, message)))
         }
         Err(e) => return Err(e),
     };
 
-    // 1. Resolve every item; nothing is written unless all succeed.
+    let Place { ns, name, uid } = place;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let existing = secrets.get_opt(name).await?;
+    match &existing {
+        Some(e) if !owned_by(e, uid) && !adoptable(e) => {
+            let message = format!(
+                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
+            );
+            return Ok(Step::Failed(Failed {
+                reason: Reason::SecretNotOwned,
+                message,
+                error: Error::NotOwned(format!("{ns}/{name}")),
+            }));
+        }
+        // The Secret was written before and is gone: put it back, unless
+        // the SealedSecret is gone too (garbage collection deleted the
+        // Secret after its owner, while this cache still held the owner).
+        None if was_written(obj) && !owner_exists(ctx, obj, &place).await? => {
+            ctx.forget(obj);
+            return Ok(Step::Gone);
+        }
+        _ => {}
+    }
+    let written = match write_secret(&secrets, existing.as_ref(), &desired, uid).await {
+        Ok(w) => w,
+        Err(failed) => return Ok(Step::Failed(failed)),
+    };
+    let id = object_id(obj);
+    let data_hash = status_hash(ctx, obj, &place, &resolved);
+    if written {
+        tracing::info!(object = %id, items = resolved.data.len(), data_hash = crate::hash::short(&data_hash), "Secret written");
+    }
+    rollout(
+        ctx,
+        obj,
+        &place,
+        &data_hash,
+        written,
+        existing.as_ref(),
+        &desired,
+    )
+    .await;
+    Ok(Step::Synced(Synced {
+        key_ids: resolved.key_ids.iter().cloned().collect(),
+        data_hash,
+        written,
+        items: resolved.data.len(),
+    }))
+}
+
+/// Step 1: what this object may ask for at all.
+fn admit(obj: &SealedSecret, ctx: &Context, place: &Place<'_>) -> Option<Failed> {
+    if ctx.refused_namespace.as_deref() == Some(place.ns) {
+        return Some(Failed::refused(
+            Reason::NamespaceNotAllowed,
+            format!(
+                "SealedSecrets in {}, the controller's own namespace where its sealing keys live, are refused; put it in an application namespace, or start the controller with --allow-controller-namespace",
+                place.ns
+            ),
+        ));
+    }
+    if let Some(refused) = reserved_metadata(obj) {
+        return Some(refused);
+    }
+    // Refused before anything is opened: sealed values whose plaintext is
+    // already too large (text length bounds it from above, so most objects
+    // are not parsed here).
+    let text: usize = obj.spec.encrypted_data.values().map(String::len).sum();
+    if text > MAX_SECRET_DATA_BYTES {
+        let total: usize = obj
+            .spec
+            .encrypted_data
+            .values()
+            .filter_map(|v| gitseal_crypto::Envelope::parse(v).ok())
+            .map(|e| e.plaintext_len())
+            .sum();
+        if total > MAX_SECRET_DATA_BYTES {
+            return Some(too_large(total));
+        }
+    }
+    None
+}
+
+fn too_large(total: usize) -> Failed {
+    Failed::refused(
+        Reason::TooLarge,
+        format!(
+            "the data would be {total} bytes, more than the {MAX_SECRET_DATA_BYTES} bytes a Secret can hold; split it into several SealedSecrets"
+        ),
+    )
+}
+
+fn is_reserved(key: &str) -> bool {
+    let prefix = key.split_once('/').map(|(p, _)| p);
+    let domain = RESERVED_PREFIX.trim_end_matches('/');
+    prefix.is_some_and(|p| p == domain || p.ends_with(&format!(".{domain}")))
+}
+
+/// Template labels and annotations under `gitseal.dev/` are the
+/// controller's: a Secret carrying them could pose as a sealing key.
+fn reserved_metadata(obj: &SealedSecret) -> Option<Failed> {
+    let meta = obj.spec.template.as_ref()?.metadata.as_ref()?;
+    let mut found: Vec<String> = meta
+        .labels
+        .keys()
+        .map(|k| format!("label {k}"))
+        .chain(meta.annotations.keys().map(|k| format!("annotation {k}")))
+        .filter(|k| is_reserved(k.split_once(' ').map(|(_, k)| k).unwrap_or(k)))
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let more = found.len().saturating_sub(5);
+    found.truncate(5);
+    let mut list = found.join(", ");
+    if more > 0 {
+        list.push_str(&format!(" and {more} more"));
+    }
+    Some(Failed::refused(
+        Reason::ReservedMetadata,
+        format!(
+            "the template sets {list}: labels and annotations under {RESERVED_PREFIX} are reserved for the controller; remove them from spec.template.metadata. Nothing was written"
+        ),
+    ))
+}
+
+/// Step 2: every item, or the first failure.
+async fn resolve(
+    obj: &SealedSecret,
+    ctx: &Context,
+    place: &Place<'_>,
+    requeue: Duration,
+) -> Result<Resolved, Failed> {
+    let keys = ctx.keys.current();
     let mut resolved = Resolved::default();
     sources::open_sealed(
         &keys,
         obj.spec.scope,
-        ns,
-        name,
+        place.ns,
+        place.name,
         &obj.spec.encrypted_data,
         &mut resolved,
     );
     if !obj.spec.vault_data.is_empty() {
-        let results = ctx.vault.resolve(ns, &obj.spec.vault_data, requeue).await;
+        let results = ctx
+            .vault
+            .resolve(place.ns, &obj.spec.vault_data, requeue)
+            .await;
         sources::merge_vault(results, &mut resolved);
     }
-    let id = object_id(obj);
-    ctx.metrics.set_retired(&id, resolved.sealed_to_retired);
-    if let Some(first) = resolved.failures.first().cloned() {
-        let message = failure_message(&resolved.failures);
-        report(ctx, obj, first.reason, &message, None, false).await?;
-        return Err(Error::Items {
-            reason: first.reason,
-            message,
-        });
+    ctx.metrics
+        .set_retired(&object_id(obj), resolved.sealed_to_retired);
+    if let Some(first) = resolved.failures.first() {
+        return Err(Failed::items(
+            first.reason,
+            failure_message(&resolved.failures),
+        ));
     }
+    let total: usize = resolved
+        .data
+        .values()
+        .map(|v| v.expose_secret().len())
+        .sum();
+    if total > MAX_SECRET_DATA_BYTES {
+        return Err(too_large(total));
+    }
+    Ok(resolved)
+}
 
-    // 2. Ownership of an existing Secret.
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = secrets.get_opt(name).await?;
-    if let Some(existing) = &existing {
-        if !owned_by(existing, uid) && !adoptable(existing) {
-            let message = format!(
-                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
-            );
-            report(ctx, obj, Reason::SecretNotOwned, &message, None, false).await?;
-            return Err(Error::NotOwned(format!("{ns}/{name}")));
+fn was_written(obj: &SealedSecret) -> bool {
+    obj.status.as_ref().is_some_and(|s| s.data_hash.is_some())
+}
+
+/// Whether the SealedSecret still exists, asked of the API server (the
+/// cache may be behind): only when its Secret vanished, so rarely.
+async fn owner_exists(ctx: &Context, obj: &SealedSecret, place: &Place<'_>) -> Result<bool, Error> {
+    if ctx.forget_if_gone(obj) {
+        return Ok(false);
+    }
+    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), place.ns);
+    Ok(api
+        .get_metadata_opt(place.name)
+        .await?
+        .is_some_and(|m| m.metadata.uid.as_deref() == Some(place.uid)))
+}
+
+/// The hash for `status.dataHash` and the rollout annotations: the
+/// object-bound hash, or the one the status already holds when that still
+/// describes this data (an unbound hash from before the upgrade: kept, so
+/// an upgrade rewrites no status and restarts no workload).
+fn status_hash(
+    ctx: &Context,
+    obj: &SealedSecret,
+    place: &Place<'_>,
+    resolved: &Resolved,
+) -> String {
+    let old = obj.status.as_ref().and_then(|s| s.data_hash.as_deref());
+    match old {
+        Some(h)
+            if ctx
+                .hasher
+                .is_current(h, place.ns, place.name, &resolved.data) =>
+        {
+            h.to_string()
+        }
+        _ => ctx.hasher.hash(place.ns, place.name, &resolved.data),
+    }
+}
+
+/// Step 6: restart opted-in workloads when the data changed.
+async fn rollout(
+    ctx: &Context,
+    obj: &SealedSecret,
+    place: &Place<'_>,
+    data_hash: &str,
+    written: bool,
+    existing: Option<&Secret>,
+    desired: &Secret,
+) {
+    let old_hash = obj.status.as_ref().and_then(|s| s.data_hash.as_deref());
+    let hash_changed = old_hash.is_some_and(|h| h != data_hash);
+    if !ctx.rollout || !(written || old_hash != Some(data_hash)) {
+        return;
+    }
+    let existing_data_changed = written && existing.is_some_and(|e| e.data != desired.data);
+    let change = crate::rollout::Change {
+        namespace: place.ns,
+        secret: place.name,
+        data_hash,
+        data_changed: existing_data_changed || hash_changed,
+    };
+    let outcome = crate::rollout::restart_on_change(&ctx.client, &change).await;
+    let id = object_id(obj);
+    if !outcome.restarted.is_empty() {
+        tracing::info!(object = %id, restarted = ?outcome.restarted, "rolled out workloads using the Secret");
+    }
+    for e in &outcome.errors {
+        tracing::warn!(object = %id, error = %e, "rollout on change failed");
+    }
+}
+
+/// Step 5: makes the Secret exactly `desired`; returns whether it wrote.
+async fn write_secret(
+    secrets: &Api<Secret>,
+    existing: Option<&Secret>,
+    desired: &Secret,
+    uid: &str,
+) -> Result<bool, Failed> {
+    let after = match existing {
+        Some(e) if matches_desired(e, desired, uid, Extra::Refused) => return Ok(false),
+        Some(e) if needs_replacement(e, desired) => replace(secrets, e, desired).await?,
+        // Only items someone else added differ: removing them is enough.
+        Some(e) if matches_desired(e, desired, uid, Extra::Allowed) => e.clone(),
+        _ => apply(secrets, desired).await?,
+    };
+    let after = remove_foreign_items(secrets, after, desired).await?;
+    if !matches_desired(&after, desired, uid, Extra::Refused) {
+        return Err(Failed::refused(
+            Reason::ApplyFailed,
+            format!(
+                "the Secret still differs from the SealedSecret after writing it ({}); it is retried",
+                differences(&after, desired)
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+async fn apply(secrets: &Api<Secret>, desired: &Secret) -> Result<Secret, Failed> {
+    let name = desired.metadata.name.as_deref().unwrap_or_default();
+    secrets
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await
+        .map_err(|e| {
+            Failed::write(
+                e,
+                "writing the Secret failed",
+                "the existing Secret (if any) was kept",
+            )
+        })
+}
+
+/// Server-side apply keeps fields another field manager owns, such as an
+/// item added with `kubectl patch` or present in an adopted Secret: the
+/// controller would see a difference after every write and write again,
+/// forever. Such items are removed with one merge patch, conditional on
+/// the resourceVersion just read.
+async fn remove_foreign_items(
+    secrets: &Api<Secret>,
+    after: Secret,
+    desired: &Secret,
+) -> Result<Secret, Failed> {
+    let ours = desired.data.as_ref();
+    let foreign: Vec<String> = after
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .filter(|k| !ours.is_some_and(|d| d.contains_key(k)))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(after);
+    }
+    let nulls: serde_json::Map<String, serde_json::Value> = foreign
+        .iter()
+        .map(|k| (k.clone(), serde_json::Value::Null))
+        .collect();
+    let patch = json!({
+        "metadata": {"resourceVersion": after.metadata.resource_version},
+        "data": nulls,
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    let name = desired.metadata.name.as_deref().unwrap_or_default();
+    let removed = secrets
+        .patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            Failed::write(
+                e,
+                &format!(
+                    "removing the item(s) {} that the SealedSecret does not have failed",
+                    foreign.join(", ")
+                ),
+                "add them to the SealedSecret to keep them, or let the next retry remove them",
+            )
+        })?;
+    tracing::info!(
+        secret = %format!("{}/{name}", desired.metadata.namespace.as_deref().unwrap_or_default()),
+        items = ?foreign,
+        "removed Secret items the SealedSecret does not have"
+    );
+    Ok(removed)
+}
+
+/// Whether the existing Secret cannot be changed into `desired` in place:
+/// an immutable Secret's data, type and immutability are fixed, and so is
+/// every Secret's type.
+fn needs_replacement(existing: &Secret, desired: &Secret) -> bool {
+    let type_of = |s: &Secret| s.type_.clone().unwrap_or_else(|| "Opaque".into());
+    if type_of(existing) != type_of(desired) {
+        return true;
+    }
+    existing.immutable == Some(true)
+        && (existing.data.clone().unwrap_or_default() != desired.data.clone().unwrap_or_default()
+            || desired.immutable != Some(true))
+}
+
+/// Replaces a Secret that cannot be changed in place, losing nothing: the
+/// new Secret is validated by a server-side dry run (admission webhooks,
+/// quotas, validation) before the old one is deleted, and if writing the
+/// new one still fails, the old one is created again.
+async fn replace(
+    secrets: &Api<Secret>,
+    existing: &Secret,
+    desired: &Secret,
+) -> Result<Secret, Failed> {
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    match secrets.create(&dry_run, desired).await {
+        // Validation and admission run before the name is checked, so
+        // "already exists" (the old Secret) means the new one passed them.
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {}
+        Err(e) => {
+            return Err(Failed::write(
+                e,
+                "the API refused the new Secret (server-side dry run)",
+                "the old Secret was kept",
+            ))
         }
     }
-
-    // 3. Write the Secret when it differs from what it should be.
-    let data_hash = ctx.hasher.hash(&resolved.data);
-    let desired = desired_secret(obj, &resolved)?;
-    let mut written = false;
-    let up_to_date = existing
-        .as_ref()
-        .is_some_and(|e| matches_desired(e, &desired, uid));
-    if !up_to_date {
-        if let Some(existing) = &existing {
-            if existing.immutable == Some(true) && existing.data != desired.data {
-                // An immutable Secret's data cannot be changed: replace it.
-                let dp = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: existing.metadata.uid.clone(),
-                        resource_version: None,
-                    }),
-                    ..DeleteParams::default()
-                };
-                if let Err(e) = secrets.delete(name, &dp).await {
-                    return apply_failed(ctx, obj, e).await;
+    let name = desired.metadata.name.as_deref().unwrap_or_default();
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: existing.metadata.uid.clone(),
+            resource_version: existing.metadata.resource_version.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(e) = secrets.delete(name, &dp).await {
+        return Err(Failed::write(
+            e,
+            "deleting the old Secret to replace it failed",
+            "the old Secret was kept",
+        ));
+    }
+    match apply(secrets, desired).await {
+        Ok(s) => Ok(s),
+        Err(failed) => {
+            let detail = failed.message.clone();
+            let Failed { error, .. } = failed;
+            let error = match error {
+                Error::Kube(e) => e,
+                other => return Err(Failed::refused(Reason::ApplyFailed, other.to_string())),
+            };
+            match secrets
+                .create(&PostParams::default(), &restorable(existing))
+                .await
+            {
+                Ok(_) => Err(Failed::write(
+                    error,
+                    "writing the new Secret failed after the old one was deleted",
+                    "the old Secret was put back",
+                )),
+                Err(again) => {
+                    tracing::error!(
+                        secret = %format!("{}/{name}", desired.metadata.namespace.as_deref().unwrap_or_default()),
+                        first = %detail,
+                        error = %api_detail(&again),
+                        "the old Secret could not be put back after a failed replacement; it is retried"
+                    );
+                    Err(Failed::write(
+                        again,
+                        "writing the new Secret failed after the old one was deleted, and putting the old one back failed too",
+                        "it is retried",
+                    ))
                 }
             }
         }
-        let patch = Patch::Apply(&desired);
-        if let Err(e) = secrets
-            .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &patch)
-            .await
-        {
-            return apply_failed(ctx, obj, e).await;
-        }
-        written = true;
-        tracing::info!(object = %id, items = resolved.data.len(), data_hash = crate::hash::short(&data_hash), "Secret written");
     }
-
-    // 4. Rollout: restart opted-in workloads when the data changed.
-    let old_hash = obj.status.as_ref().and_then(|s| s.data_hash.as_deref());
-    let hash_changed = old_hash.is_some_and(|h| h != data_hash);
-    if ctx.rollout && (written || old_hash != Some(data_hash.as_str())) {
-        let existing_data_changed =
-            written && existing.as_ref().is_some_and(|e| e.data != desired.data);
-        let change = crate::rollout::Change {
-            namespace: ns,
-            secret: name,
-            data_hash: &data_hash,
-            data_changed: existing_data_changed || hash_changed,
-        };
-        let outcome = crate::rollout::restart_on_change(&ctx.client, &change).await;
-        if !outcome.restarted.is_empty() {
-            tracing::info!(object = %id, restarted = ?outcome.restarted, "rolled out workloads using the Secret");
-        }
-        for e in &outcome.errors {
-            tracing::warn!(object = %id, error = %e, "rollout on change failed");
-        }
-    }
-
-    // 5. Status.
-    let mut status_extra = StatusExtra {
-        key_ids: resolved.key_ids.iter().cloned().collect(),
-        data_hash: Some(data_hash),
-        written,
-    };
-    let message = format!("Secret {ns}/{name} holds {} item(s)", resolved.data.len());
-    report(
-        ctx,
-        obj,
-        Reason::Synced,
-        &message,
-        Some(&mut status_extra),
-        true,
-    )
-    .await?;
-    if obj.spec.vault_data.is_empty() {
-        // Every input of a sealed-only Secret is watched (the SealedSecret,
-        // the Secret itself, the keys), so no timer is needed; a timer per
-        // object is a scheduler entry per object, i.e. memory.
-        return Ok(Action::await_change());
-    }
-    Ok(Action::requeue(requeue))
 }
 
-async fn apply_failed(ctx: &Context, obj: &SealedSecret, e: kube::Error) -> Result<Action, Error> {
-    let detail = match &e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    };
-    let message =
-        format!("writing the Secret failed: {detail}; the existing Secret (if any) was kept");
-    report(ctx, obj, Reason::ApplyFailed, &message, None, false).await?;
-    Err(Error::Kube(e))
+/// `secret` as a new object (what the server set is left out).
+fn restorable(secret: &Secret) -> Secret {
+    let m = &secret.metadata;
+    Secret {
+        metadata: ObjectMeta {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            labels: m.labels.clone(),
+            annotations: m.annotations.clone(),
+            owner_references: m.owner_references.clone(),
+            ..ObjectMeta::default()
+        },
+        data: secret.data.clone(),
+        type_: secret.type_.clone(),
+        immutable: secret.immutable,
+        ..Secret::default()
+    }
 }
 
 fn failure_message(failures: &[ItemFailure]) -> String {
@@ -485,7 +1091,12 @@ fn adoptable(secret: &Secret) -> bool {
 }
 
 /// The Secret that `obj` should produce (the server-side apply body).
+/// Refuses template metadata under `gitseal.dev/`, so the controller can
+/// never write a Secret its key loader would take for a sealing key.
 pub fn desired_secret(obj: &SealedSecret, resolved: &Resolved) -> Result<Secret, Error> {
+    if let Some(refused) = reserved_metadata(obj) {
+        return Err(refused.error);
+    }
     let owner = obj
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
@@ -515,18 +1126,33 @@ pub fn desired_secret(obj: &SealedSecret, resolved: &Resolved) -> Result<Secret,
     })
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    /// Data items beyond the desired ones are a difference.
+    Refused,
+    /// They are ignored (everything else must match).
+    Allowed,
+}
+
 /// Whether `existing` already is what server-side apply of `desired` would
 /// make it (so no write is needed). Extra labels, annotations or owner
-/// references added by others are fine; extra data items are not.
-fn matches_desired(existing: &Secret, desired: &Secret, uid: &str) -> bool {
+/// references added by others are fine; extra data items are not, unless
+/// `extra` allows them.
+fn matches_desired(existing: &Secret, desired: &Secret, uid: &str, extra: Extra) -> bool {
     let sub = |mine: &Option<BTreeMap<String, String>>,
                theirs: &Option<BTreeMap<String, String>>| {
         mine.iter()
             .flatten()
             .all(|(k, v)| theirs.as_ref().and_then(|t| t.get(k)) == Some(v))
     };
+    let theirs = existing.data.clone().unwrap_or_default();
+    let mine = desired.data.clone().unwrap_or_default();
+    let data_ok = match extra {
+        Extra::Refused => theirs == mine,
+        Extra::Allowed => mine.iter().all(|(k, v)| theirs.get(k) == Some(v)),
+    };
     owned_by(existing, uid)
-        && existing.data.clone().unwrap_or_default() == desired.data.clone().unwrap_or_default()
+        && data_ok
         && existing.string_data.is_none()
         && existing.type_.as_deref().unwrap_or("Opaque")
             == desired.type_.as_deref().unwrap_or("Opaque")
@@ -538,75 +1164,127 @@ fn matches_desired(existing: &Secret, desired: &Secret, uid: &str) -> bool {
         )
 }
 
-struct StatusExtra {
-    key_ids: Vec<String>,
-    data_hash: Option<String>,
-    written: bool,
+/// What differs, for a condition message: names of items and fields,
+/// never values.
+fn differences(existing: &Secret, desired: &Secret) -> String {
+    let theirs = existing.data.clone().unwrap_or_default();
+    let mine = desired.data.clone().unwrap_or_default();
+    let mut parts = Vec::new();
+    let extra: Vec<&str> = theirs
+        .keys()
+        .filter(|k| !mine.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !extra.is_empty() {
+        parts.push(format!("items it should not have: {}", extra.join(", ")));
+    }
+    let wrong: Vec<&str> = mine
+        .iter()
+        .filter(|(k, v)| theirs.get(*k) != Some(v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !wrong.is_empty() {
+        parts.push(format!("items missing or different: {}", wrong.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push("metadata, type or owner".to_string());
+    }
+    parts.join("; ")
 }
 
-/// Writes the status (only when it changes) and emits an Event (only when
-/// the reason, message or data hash changes).
-async fn report(
-    ctx: &Context,
-    obj: &SealedSecret,
-    reason: Reason,
-    message: &str,
-    extra: Option<&mut StatusExtra>,
-    ok: bool,
-) -> Result<(), Error> {
-    let old = obj.status.clone().unwrap_or_default();
-    let old_ready = old.conditions.iter().find(|c| c.type_ == "Ready");
-    let status_word = if ok { "True" } else { "False" };
-    let now = Timestamp::now().to_string();
-    let generation = obj.metadata.generation;
-    let transition = match old_ready {
-        Some(c) if c.status == status_word => c.last_transition_time.clone(),
-        _ => Some(now.clone()),
-    };
-    let condition = Condition {
-        type_: "Ready".to_string(),
-        status: status_word.to_string(),
-        reason: reason.as_str().to_string(),
-        message: message.to_string(),
-        last_transition_time: transition,
-        observed_generation: generation,
-    };
-    // On failure the Secret is unchanged: keep what the status said about it.
-    let (key_ids, data_hash, last_sync) = match extra {
-        Some(x) => {
-            let changed = x.written || old.data_hash != x.data_hash;
-            let last_sync = if changed || old.last_sync_time.is_none() {
-                Some(now.clone())
-            } else {
-                old.last_sync_time.clone()
-            };
-            (
-                std::mem::take(&mut x.key_ids),
-                x.data_hash.take(),
-                last_sync,
-            )
+/// Condition types this controller sets (others are kept as they are).
+const READY: &str = "Ready";
+const RECONCILING: &str = "Reconciling";
+const STALLED: &str = "Stalled";
+
+/// The status after `outcome`, following the kstatus conventions:
+///
+/// - `observedGeneration` (top level and on each condition) is the
+///   generation the outcome is about;
+/// - `Ready` is `True` with reason `Synced` when the Secret holds exactly
+///   the object's data, else `False` with the failure's reason;
+/// - `Reconciling` is `True` while a failure that may pass on its own
+///   (Vault or the API answering again) is being retried, `Stalled` is
+///   `True` when a person has to act ([`Reason::is_transient`]); both are
+///   absent otherwise (the "abnormal-true" polarity);
+/// - on failure the data hash, key ids and last sync time keep describing
+///   the Secret as it still is.
+///
+/// A condition keeps its `lastTransitionTime` while its status does not
+/// change, so an unchanged outcome gives an identical status (no write).
+pub fn next_status(
+    old: &SealedSecretStatus,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: &str,
+) -> SealedSecretStatus {
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+        let previous = old.conditions.iter().find(|c| c.type_ == type_);
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: match previous {
+                Some(c) if c.status == status => c.last_transition_time.clone(),
+                _ => Some(now.to_string()),
+            },
+            observed_generation: generation,
         }
-        None => (
-            old.key_ids.clone(),
-            old.data_hash.clone(),
-            old.last_sync_time.clone(),
-        ),
     };
     let mut conditions: Vec<Condition> = old
         .conditions
         .iter()
-        .filter(|c| c.type_ != "Ready")
+        .filter(|c| ![READY, RECONCILING, STALLED].contains(&c.type_.as_str()))
         .cloned()
         .collect();
-    conditions.push(condition);
-    let new = SealedSecretStatus {
-        conditions,
-        observed_generation: generation,
-        key_ids,
-        last_sync_time: last_sync,
-        data_hash: data_hash.clone(),
-    };
+    match outcome {
+        Outcome::Synced {
+            key_ids,
+            data_hash,
+            written,
+            message,
+        } => {
+            conditions.push(condition(READY, "True", Reason::Synced.as_str(), message));
+            let changed = *written || old.data_hash.as_deref() != Some(data_hash.as_str());
+            SealedSecretStatus {
+                conditions,
+                observed_generation: generation,
+                key_ids: key_ids.clone(),
+                last_sync_time: if changed || old.last_sync_time.is_none() {
+                    Some(now.to_string())
+                } else {
+                    old.last_sync_time.clone()
+                },
+                data_hash: Some(data_hash.clone()),
+            }
+        }
+        Outcome::Failed { reason, message } => {
+            conditions.push(condition(READY, "False", reason.as_str(), message));
+            let kind = if reason.is_transient() {
+                RECONCILING
+            } else {
+                STALLED
+            };
+            conditions.push(condition(kind, "True", reason.as_str(), message));
+            SealedSecretStatus {
+                conditions,
+                observed_generation: generation,
+                key_ids: old.key_ids.clone(),
+                last_sync_time: old.last_sync_time.clone(),
+                data_hash: old.data_hash.clone(),
+            }
+        }
+    }
+}
 
+/// The one place that writes a SealedSecret's status (only when it
+/// changes) and emits its Event (only when the reason, message or data
+/// hash changes).
+async fn report(ctx: &Context, obj: &SealedSecret, outcome: &Outcome) -> Result<(), Error> {
+    let old = obj.status.clone().unwrap_or_default();
+    let now = Timestamp::now().to_string();
+    let new = next_status(&old, obj.metadata.generation, outcome, &now);
     if new != old {
         let api: Api<SealedSecret> = Api::namespaced(
             ctx.client.clone(),
@@ -626,17 +1304,25 @@ async fn report(
     }
 
     // Events: once per change of reason/message/hash, not on every resync.
+    let (ok, reason, message) = match outcome {
+        Outcome::Synced { message, .. } => (true, Reason::Synced, message.as_str()),
+        Outcome::Failed { reason, message } => (false, *reason, message.as_str()),
+    };
     let key = EventKey {
         reason: reason.as_str().to_string(),
         message: message.to_string(),
-        data_hash: data_hash.clone(),
+        data_hash: new.data_hash.clone(),
     };
     let uid = obj.metadata.uid.clone().unwrap_or_default();
-    let from_status = old_ready.map(|c| EventKey {
-        reason: c.reason.clone(),
-        message: c.message.clone(),
-        data_hash: old.data_hash.clone(),
-    });
+    let from_status = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| EventKey {
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            data_hash: old.data_hash.clone(),
+        });
     let fingerprint = key.fingerprint();
     let remembered = lock(&ctx.emitted).get(&uid).copied();
     let already = match remembered {

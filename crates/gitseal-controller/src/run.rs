@@ -29,7 +29,13 @@ use crate::leader::{Elector, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Context, Timing};
 use crate::sources::{NoVault, VaultResolver};
-use crate::{Error, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::Error;
+
+/// SealedSecrets per page of a (re)list. A page is read and decoded whole
+/// before its objects are stripped for the cache, so with objects near the
+/// 1 MiB limit the page size bounds the peak memory of a relist; see
+/// docs/performance.md for the measurements behind the number.
+const LIST_PAGE: u32 = 100;
 
 /// Controller settings (the `run` flags).
 #[derive(Clone, Debug)]
@@ -58,6 +64,8 @@ pub struct Config {
     /// Restart opted-in workloads when a Secret's data changes
     /// ([`crate::rollout`]).
     pub rollout: bool,
+    /// Reconcile SealedSecrets in the controller's own namespace.
+    pub allow_controller_namespace: bool,
 }
 
 impl Config {
@@ -75,6 +83,7 @@ impl Config {
             concurrency: 16,
             instance: None,
             rollout: true,
+            allow_controller_namespace: false,
         }
     }
 }
@@ -168,28 +177,24 @@ pub async fn start(
             keys_store.clone(),
             hasher,
             vault,
-            reporter,
+            reporter.clone(),
             metrics.clone(),
             config.timing,
         )
-        .with_rollout(config.rollout),
+        .with_rollout(config.rollout)
+        .refusing_namespace((!config.allow_controller_namespace).then(|| config.namespace.clone())),
     );
 
     let run = async move {
         let key_watch = keys::watch_keys(secrets_ns.clone(), keys_store.clone());
-        let keys_gauge = {
-            let mut rx = keys_store.subscribe();
-            let store = keys_store.clone();
-            let metrics = metrics.clone();
-            async move {
-                loop {
-                    metrics.set_keys_loaded(store.current().len());
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            }
-        };
+        let keys_gauge = announce_keys(
+            keys_store.clone(),
+            metrics.clone(),
+            lead_rx.clone(),
+            client.clone(),
+            reporter,
+            config.namespace.clone(),
+        );
         let crd_gate = health.run_crd_gate(Api::all(client.clone()));
         let election = async {
             match config.leader.clone() {
@@ -237,6 +242,91 @@ async fn release_lease(api: Api<Lease>, lc: LeaderConfig) {
             after_secs = RELEASE_TIMEOUT.as_secs(),
             "releasing the Lease timed out; the next replica takes over when it expires"
         ),
+    }
+}
+
+/// Keeps the keys gauge current and announces every change of the loaded
+/// keys after the first load: an info log line with the key ids and the
+/// `gitseal_sealing_key_changes_total` counter on every replica, and, from
+/// the leader, an Event on each new key's Secret. A key that appears
+/// without a planned rotation or import is how a planted key would show.
+async fn announce_keys(
+    store: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
+    leading: watch::Receiver<bool>,
+    client: Client,
+    reporter: Reporter,
+    namespace: String,
+) {
+    let mut rx = store.subscribe();
+    let mut previous: Option<Arc<keys::KeySet>> = None;
+    loop {
+        let current = store.current();
+        metrics.set_keys_loaded(current.len());
+        if store.is_ready() || !current.is_empty() {
+            if let Some(before) = previous.as_ref() {
+                let changes = current.changes_from(before);
+                if !changes.is_empty() {
+                    metrics.key_changes(&changes);
+                    let leads = *leading.borrow();
+                    announce(&changes, leads, &client, &reporter, &namespace).await;
+                }
+            }
+            previous = Some(current);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn announce(
+    changes: &keys::KeyChanges,
+    leading: bool,
+    client: &Client,
+    reporter: &Reporter,
+    namespace: &str,
+) {
+    let active = changes.activated.as_ref().map(|(_, now)| now.as_str());
+    for (key_id, secret) in &changes.added {
+        let is_active = active == Some(key_id.as_str());
+        tracing::info!(key_id = %key_id, secret = %secret, active = is_active, "new sealing key loaded");
+        if !leading || secret.is_empty() {
+            continue;
+        }
+        let note = if is_active {
+            format!("sealing key {key_id} was loaded and is now the active key: new values are sealed to it")
+        } else {
+            format!("sealing key {key_id} was loaded (for opening; not the active key)")
+        };
+        let event = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Normal,
+            reason: "SealingKeyAdded".to_string(),
+            note: Some(note),
+            action: "LoadKey".to_string(),
+            secondary: None,
+        };
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Secret".to_string()),
+            name: Some(secret.clone()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        };
+        let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "publishing a key event failed");
+        }
+    }
+    for key_id in &changes.removed {
+        tracing::info!(key_id = %key_id, "sealing key no longer loaded");
+    }
+    if let Some((before, now)) = &changes.activated {
+        tracing::info!(
+            from = before.as_deref().unwrap_or("none"),
+            to = %now,
+            "active sealing key changed"
+        );
     }
 }
 
@@ -348,7 +438,7 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
     // a `resourceVersion=0` ("any") list from its watch cache in one piece,
     // ignoring `limit`, so 10,000 objects would arrive (and be decoded) at
     // once; a consistent list is paged (500 per page) and bounds the peak.
-    let sealed_stream = watcher(sealed, watcher::Config::default())
+    let sealed_stream = watcher(sealed, watcher::Config::default().page_size(LIST_PAGE))
         .modify(reconcile::strip_for_cache)
         .reflect(writer)
         .inspect_ok(move |event| match event {
@@ -357,16 +447,13 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
             _ => {}
         })
         .applied_objects();
-    // Owned Secrets: `owns` watches them metadata-only (PartialObjectMetadata)
-    // and keeps no cache; a change or deletion just maps to the owner.
-    let owned: Api<Secret> = Api::all(client.clone());
+    // Secrets, metadata-only and uncached: an owned Secret changed, deleted
+    // or vanished across a relist, or a Secret asking to be adopted, maps
+    // to its SealedSecret ([`crate::triggers`]).
     // Vault back after an outage: retry the objects waiting for it now.
     let vault_back = crate::vault::waiting_when_back(ctx.vault.recoveries(), reader.clone());
     let controller = Controller::for_stream(sealed_stream, reader)
-        .owns(
-            owned,
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
-        )
+        .reconcile_on(crate::triggers::secret_triggers(client.clone()))
         .reconcile_all_on(keys::changes(&store))
         .reconcile_on(vault_back)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))

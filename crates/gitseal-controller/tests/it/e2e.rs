@@ -88,7 +88,7 @@ async fn create_edit_delete_put_back() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        hash.starts_with("hmac-sha256:") && hash.len() == 12 + 64,
+        hash.starts_with("hmac-sha256:v2:") && hash.len() == 15 + 64,
         "{hash}"
     );
     assert!(sealed["status"]["lastSyncTime"].is_string());

@@ -30,6 +30,9 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
+/// Kind of the internal event that ends live watches (never stored or sent).
+const CLOSE: &str = "CLOSE";
+
 /// Response body type of the fake.
 pub type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -569,6 +572,50 @@ impl FakeApi {
             .is_some()
     }
 
+    /// Deletes an object without any watch event and without garbage
+    /// collection: what a watcher sees when the deletion happened while it
+    /// was disconnected and the server's watch history no longer reaches
+    /// back (it relists, and a relist does not replay deletions).
+    pub fn remove_silently(&self, plural: &str, namespace: &str, name: &str) -> bool {
+        let mut st = self.lock();
+        let key = Key::new(plural, namespace, name);
+        st.applied.retain(|(k, _, _), _| *k != key);
+        st.objects.remove(&key).is_some()
+    }
+
+    /// Ends every live watch of `plural` (the clients re-watch).
+    pub fn drop_watches(&self, plural: &str) {
+        let _ = self.tx.send(WatchEvt {
+            rv: 0,
+            kind: CLOSE,
+            key: Arc::new(Key::new(plural, "", "")),
+            labels: Arc::new(BTreeMap::new()),
+            bytes: Bytes::new(),
+        });
+    }
+
+    /// A JSON merge patch by another client (`kubectl patch --type merge`),
+    /// with its own field manager; returns the stored object.
+    pub fn merge_patch(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Option<Value> {
+        let key = Key::new(plural, namespace, name);
+        let mut st = self.lock();
+        let old: Value = serde_json::from_slice(&st.objects.get(&key)?.bytes).ok()?;
+        let mut new = old.clone();
+        merge_patch(&mut new, patch);
+        Some(self.store_update(&mut st, &key, &old, new))
+    }
+
+    /// Removes every pending injected fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     fn next_rv(st: &mut State) -> u64 {
         st.rv += 1;
         st.rv
@@ -772,7 +819,7 @@ impl FakeApi {
             (Method::GET, false) if watch => self.watch(&route, &query, meta_only),
             (Method::GET, false) => self.list_resp(&route, &query, meta_only),
             (Method::GET, true) => self.get_resp(&route, meta_only),
-            (Method::POST, false) => self.create(&route, &body),
+            (Method::POST, false) => self.create(&route, &query, &body),
             (Method::PUT, true) => self.replace(&route, &body),
             (Method::PATCH, true) => self.patch(&route, &query, &content_type, &body),
             (Method::DELETE, true) => self.delete(&route, &body),
@@ -895,6 +942,7 @@ impl FakeApi {
         let labels = query.get("labelSelector").cloned().unwrap_or_default();
         let fields = query.get("fieldSelector").cloned().unwrap_or_default();
         let plural = route.plural.clone();
+        let closing_plural = route.plural.clone();
         let namespace = route.namespace.clone();
         let matches = move |e: &WatchEvt| {
             e.key.plural == plural
@@ -934,12 +982,19 @@ impl FakeApi {
         let backlog_stream = futures::stream::iter(backlog.iter().map(frame).collect::<Vec<_>>());
         let live = futures::stream::unfold((rx, false), move |(mut rx, done)| {
             let matches = matches.clone();
+            let closing_plural = closing_plural.clone();
             async move {
                 if done {
                     return None;
                 }
                 loop {
                     match rx.recv().await {
+                        // `drop_watches`: the connection ends, as when an
+                        // API server restarts or a proxy times out.
+                        Ok(e) if e.kind == CLOSE && e.key.plural == closing_plural => {
+                            return None;
+                        }
+                        Ok(e) if e.kind == CLOSE => continue,
                         Ok(e) if e.rv > from && matches(&e) => {
                             return Some((frame(&e), (rx, false)));
                         }
@@ -968,7 +1023,12 @@ impl FakeApi {
         r
     }
 
-    fn create(&self, route: &Route, body: &Bytes) -> Response<FakeBody> {
+    fn create(
+        &self,
+        route: &Route,
+        query: &HashMap<String, String>,
+        body: &Bytes,
+    ) -> Response<FakeBody> {
         let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
             return error(400, "BadRequest", "body is not JSON");
         };
@@ -998,6 +1058,18 @@ impl FakeApi {
             route.namespace.as_deref().unwrap_or_default(),
             &name,
         );
+        if query.get("dryRun").is_some_and(|d| d == "All") {
+            // Validation and admission pass in the fake; only the existence
+            // check runs, after them, as in a real API server.
+            if st.objects.contains_key(&key) {
+                return error(
+                    409,
+                    "AlreadyExists",
+                    &format!("{} {:?} already exists", key.plural, key.name),
+                );
+            }
+            return full(StatusCode::CREATED, Bytes::from(obj.to_string()));
+        }
         match self.insert_new(&mut st, key, obj) {
             Ok(v) => full(StatusCode::CREATED, Bytes::from(v.to_string())),
             Err(r) => r,

@@ -3,9 +3,11 @@
 mod api_timeouts;
 mod cluster;
 mod common;
+mod convergence;
 mod deploy_flags;
 mod e2e;
 mod fake_api;
+mod hardening;
 mod http_limits;
 mod interpose;
 mod leader_ha;

@@ -325,14 +325,29 @@ fn hash_key_must_be_long_enough_and_hash_is_keyed() {
     }
     let data: std::collections::BTreeMap<String, secrecy::SecretSlice<u8>> =
         [("a".to_string(), secrecy::SecretSlice::from(b"1".to_vec()))].into();
-    let h1 = gitseal_controller::hash::DataHasher::new(&[1u8; 32])
-        .map(|h| h.hash(&data))
-        .unwrap_or_default();
-    let h2 = gitseal_controller::hash::DataHasher::new(&[2u8; 32])
-        .map(|h| h.hash(&data))
-        .unwrap_or_default();
+    let hasher = |key: u8| {
+        gitseal_controller::hash::DataHasher::new(&[key; 32]).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let h1 = hasher(1).hash("app", "db", &data);
+    let h2 = hasher(2).hash("app", "db", &data);
     assert_ne!(h1, h2, "the hash must depend on the key");
-    assert!(h1.starts_with("hmac-sha256:"));
+    assert!(
+        h1.starts_with("hmac-sha256:v2:") && h1.len() == 15 + 64,
+        "{h1}"
+    );
+    // Bound to the object: the same data elsewhere hashes differently, and
+    // the namespace/name boundary is unambiguous.
+    assert_ne!(h1, hasher(1).hash("other", "db", &data));
+    assert_ne!(h1, hasher(1).hash("app", "db2", &data));
+    assert_ne!(
+        hasher(1).hash("ab", "c", &data),
+        hasher(1).hash("a", "bc", &data)
+    );
+    assert!(hasher(1).is_current(&h1, "app", "db", &data));
+    assert!(!hasher(1).is_current(&h1, "other", "db", &data));
+    assert!(!hasher(2).is_current(&h1, "app", "db", &data));
+    assert!(!hasher(1).is_current("sha256:whatever", "app", "db", &data));
+    assert!(!hasher(1).is_current("hmac-sha256:00", "app", "db", &data));
 }
 
 #[tokio::test]
