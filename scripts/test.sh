@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 echo "==> installing test dependencies (OpenBao dev server)"
 BAO_BIN="$(scripts/openbao.sh)"
 export BAO_BIN
+echo "==> installing test dependencies (kubectl, for kubectl wait on SealedSecrets)"
+KUBECTL_BIN="$(scripts/kubectl.sh)"
+export KUBECTL_BIN
 
 echo "==> the sealing page (web/): chromium, npm packages, bundle check, JS unit tests"
 scripts/web.sh

@@ -102,6 +102,11 @@ struct RunArgs {
     /// gitseal.dev/restart-on-change: "SECRET,…") when the Secret's data changes.
     #[arg(long, env = "GITSEAL_ROLLOUT_ON_CHANGE", default_value_t = true, action = clap::ArgAction::Set)]
     rollout_on_change: bool,
+    /// Also reconcile SealedSecrets in the controller's own namespace, where
+    /// its sealing keys live (refused by default: a Secret written there is
+    /// one step from posing as a key).
+    #[arg(long, env = "GITSEAL_ALLOW_CONTROLLER_NAMESPACE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_controller_namespace: bool,
     #[command(flatten)]
     vault: gitseal_controller::vault::VaultArgs,
 }
@@ -272,6 +277,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.key_rotation_period = args.key_rotation_period;
     config.concurrency = args.concurrency;
     config.rollout = args.rollout_on_change;
+    config.allow_controller_namespace = args.allow_controller_namespace;
     config.instance = Some(identity);
     config.leader = leader;
     let shutdown = async {

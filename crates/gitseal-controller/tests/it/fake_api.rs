@@ -301,6 +301,94 @@ fn metadata_only(bytes: &Bytes) -> Bytes {
     )
 }
 
+/// The API groups and resources the fake serves, for clients that discover
+/// them first (kubectl): legacy (non-aggregated) discovery documents.
+const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
+    // (group/version, plural, singular, kind, namespaced)
+    ("v1", "secrets", "secret", "Secret", true),
+    ("v1", "configmaps", "configmap", "ConfigMap", true),
+    ("v1", "namespaces", "namespace", "Namespace", false),
+    ("v1", "events", "event", "Event", true),
+    (
+        "gitseal.dev/v1alpha1",
+        "sealedsecrets",
+        "sealedsecret",
+        "SealedSecret",
+        true,
+    ),
+    ("apps/v1", "deployments", "deployment", "Deployment", true),
+    (
+        "apps/v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+    ),
+    ("apps/v1", "daemonsets", "daemonset", "DaemonSet", true),
+    ("coordination.k8s.io/v1", "leases", "lease", "Lease", true),
+    ("events.k8s.io/v1", "events", "event", "Event", true),
+];
+
+fn discovery(path: &str) -> Option<Value> {
+    let path = path.trim_end_matches('/');
+    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let resources = |gv: &str| {
+        let list: Vec<Value> = RESOURCES
+            .iter()
+            .filter(|r| r.0 == gv)
+            .flat_map(|(_, plural, singular, kind, namespaced)| {
+                let mut out = vec![json!({
+                    "name": plural, "singularName": singular, "namespaced": namespaced,
+                    "kind": kind, "verbs": verbs,
+                })];
+                if *plural == "sealedsecrets" {
+                    out.push(json!({
+                        "name": "sealedsecrets/status", "singularName": "", "namespaced": true,
+                        "kind": kind, "verbs": ["get", "patch", "update"],
+                    }));
+                }
+                out
+            })
+            .collect();
+        (!list.is_empty()).then(|| {
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list})
+        })
+    };
+    match path {
+        "/version" => {
+            Some(json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-gitseal-fake"}))
+        }
+        "/api" => Some(
+            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+        ),
+        "/api/v1" => resources("v1"),
+        "/apis" => {
+            let mut groups: Vec<&str> = RESOURCES
+                .iter()
+                .map(|r| r.0)
+                .filter(|gv| gv.contains('/'))
+                .collect();
+            groups.dedup();
+            let groups: Vec<Value> = groups
+                .iter()
+                .filter_map(|gv| {
+                    let (group, version) = gv.split_once('/')?;
+                    let v = json!({"groupVersion": gv, "version": version});
+                    Some(json!({"name": group, "versions": [v], "preferredVersion": v}))
+                })
+                .collect();
+            Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        }
+        _ => {
+            let gv = path.strip_prefix("/apis/")?;
+            if gv.matches('/').count() != 1 {
+                return None;
+            }
+            resources(gv)
+        }
+    }
+}
+
 /// RFC 7386 JSON merge patch.
 fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
@@ -798,6 +886,9 @@ impl FakeApi {
                 }
                 return error(code, reason_for(code), &format!("injected failure {code}"));
             }
+        }
+        if let Some(doc) = discovery(&path) {
+            return full(StatusCode::OK, Bytes::from(doc.to_string()));
         }
         let Some(route) = parse_route(&path) else {
             return error(404, "NotFound", "no such path");

@@ -16,5 +16,6 @@ mod process;
 mod process_smoke;
 mod scenarios;
 mod startup;
+mod status;
 mod vault_e2e;
 mod web_page;
