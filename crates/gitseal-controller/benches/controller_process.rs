@@ -10,8 +10,10 @@
 //! (N=10000, M=10; override with `GITSEAL_BENCH_OBJECTS` /
 //! `GITSEAL_BENCH_ITEMS`; extra `run` flags in `GITSEAL_BENCH_ARGS`,
 //! space-separated; `GITSEAL_BENCH_LAST_APPLIED=1` gives every object
-//! kubectl's last-applied annotation, as `kubectl apply` would). With N=0 it
-//! reports the idle controller.
+//! kubectl's last-applied annotation, as `kubectl apply` would;
+//! `GITSEAL_BENCH_ITEM_BYTES=B` pads every value to B bytes, e.g. 200
+//! objects × 1 item × 1,000,000 bytes for objects near the 1 MiB limit).
+//! With N=0 it reports the idle controller.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -42,6 +44,7 @@ fn main() {
     let extra = std::env::var("GITSEAL_BENCH_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra.split_whitespace().collect();
     let last_applied = std::env::var_os("GITSEAL_BENCH_LAST_APPLIED").is_some();
+    let item_bytes = env_usize("GITSEAL_BENCH_ITEM_BYTES", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,7 +55,7 @@ fn main() {
         let fake = fake_api::FakeApi::with_history((n * 4).max(4096));
         let id = Identity::generate();
         let t = Instant::now();
-        process::seed(&fake, &id, n, items, last_applied);
+        process::seed_sized(&fake, &id, n, items, item_bytes, last_applied);
         eprintln!(
             "setup: sealed {} values in {} objects in {:.1}s",
             n * items,
@@ -127,7 +130,8 @@ fn main() {
             - fake_cpu_before;
 
         println!(
-            "objects: {n} x {items} items{}; controller pid {pid}, separate process, fake API over HTTP",
+            "objects: {n} x {items} items{}{}; controller pid {pid}, separate process, fake API over HTTP",
+            if item_bytes > 0 { format!(" of {item_bytes} bytes") } else { String::new() },
             if last_applied { " with kubectl's last-applied annotation" } else { "" }
         );
         println!("controller started (HTTP up) after {:.2} s", started_in.as_secs_f64());

@@ -100,7 +100,9 @@ struct RunArgs {
     log_format: LogFormat,
     /// Restart Deployments, StatefulSets and DaemonSets that opt in (annotation
     /// gitseal.dev/restart-on-change: "SECRET,…") when the Secret's data changes.
-    #[arg(long, env = "GITSEAL_ROLLOUT_ON_CHANGE", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Off by default: it needs list and patch on those workloads
+    /// (deploy/rbac-rollout.yaml).
+    #[arg(long, env = "GITSEAL_ROLLOUT_ON_CHANGE", default_value_t = false, action = clap::ArgAction::Set)]
     rollout_on_change: bool,
     /// Also reconcile SealedSecrets in the controller's own namespace, where
     /// its sealing keys live (refused by default: a Secret written there is

@@ -62,7 +62,8 @@ pub struct Config {
     /// Reporting instance for Events (the pod name).
     pub instance: Option<String>,
     /// Restart opted-in workloads when a Secret's data changes
-    /// ([`crate::rollout`]).
+    /// ([`crate::rollout`]); off by default (it needs list and patch on
+    /// workloads).
     pub rollout: bool,
     /// Reconcile SealedSecrets in the controller's own namespace.
     pub allow_controller_namespace: bool,
@@ -82,7 +83,7 @@ impl Config {
             timing: Timing::default(),
             concurrency: 16,
             instance: None,
-            rollout: true,
+            rollout: false,
             allow_controller_namespace: false,
         }
     }

@@ -518,16 +518,35 @@ fn deploy_base_is_complete_and_least_privilege() {
                         s(&["events"]),
                         s(&["create", "patch"])
                     ),
-                    // Rollout on change: list and patch workloads, never get/watch/update/delete.
-                    (
-                        s(&["apps"]),
-                        s(&["deployments", "statefulsets", "daemonsets"]),
-                        s(&["list", "patch"])
-                    ),
                 ]
             );
         }
     }
+    // Rollout on change is opt-in: off in the Deployment, its RBAC apart,
+    // and only list and patch on workloads, never get/watch/update/delete.
+    let args = c["args"].as_sequence().cloned().unwrap_or_default();
+    assert!(
+        args.iter()
+            .any(|a| a.as_str() == Some("--rollout-on-change=false")),
+        "{args:?}"
+    );
+    let rollout = read("rbac-rollout.yaml");
+    assert!(!resources.iter().any(|r| r == "rbac-rollout.yaml"));
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&rollout)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let role = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("ClusterRole"))
+        .unwrap_or_else(|| panic!("no ClusterRole in rbac-rollout.yaml"));
+    assert_eq!(
+        serde_yaml::to_string(&role["rules"]).unwrap_or_default(),
+        "- apiGroups:\n  - apps\n  resources:\n  - deployments\n  - statefulsets\n  - daemonsets\n  verbs:\n  - list\n  - patch\n"
+    );
+    assert!(docs
+        .iter()
+        .any(|d| d["kind"].as_str() == Some("ClusterRoleBinding")
+            && d["roleRef"]["name"].as_str() == Some("gitseal-controller-rollout")));
 }
 
 #[test]

@@ -89,6 +89,15 @@ pub fn plaintext(i: usize, j: usize) -> String {
     format!("value-{i}-{j}-0123456789abcdef")
 }
 
+/// [`plaintext`] padded with `x` to `bytes` bytes (when longer).
+pub fn plaintext_sized(i: usize, j: usize, bytes: usize) -> String {
+    let mut p = plaintext(i, j);
+    if bytes > p.len() {
+        p.extend(std::iter::repeat_n('x', bytes - p.len()));
+    }
+    p
+}
+
 /// Namespace and name of object `i`.
 pub fn object_place(i: usize) -> (String, String) {
     (format!("team-{:03}", i % 100), format!("app-{i:05}"))
@@ -100,6 +109,18 @@ pub fn object_place(i: usize) -> (String, String) {
 /// `last_applied`, each object carries the annotation `kubectl apply` (and
 /// Argo CD's default client-side apply) adds: a second copy of the object.
 pub fn seed(fake: &FakeApi, id: &Identity, n: usize, items: usize, last_applied: bool) {
+    seed_sized(fake, id, n, items, 0, last_applied);
+}
+
+/// [`seed`] with every value padded to `item_bytes` ([`plaintext_sized`]).
+pub fn seed_sized(
+    fake: &FakeApi,
+    id: &Identity,
+    n: usize,
+    items: usize,
+    item_bytes: usize,
+    last_applied: bool,
+) {
     let mut key = serde_json::to_value(gitseal_controller::keys::key_secret(
         id,
         k8s_openapi::jiff::Timestamp::now(),
@@ -126,7 +147,7 @@ pub fn seed(fake: &FakeApi, id: &Identity, n: usize, items: usize, last_applied:
                         let item = format!("ITEM_{j}");
                         let env = sealer
                             .seal(
-                                plaintext(i, j).as_bytes(),
+                                plaintext_sized(i, j, item_bytes).as_bytes(),
                                 &Binding::new(Scope::Strict, &ns, &name, &item),
                             )
                             .unwrap_or_else(|e| panic!("seal: {e}"));
