@@ -188,6 +188,11 @@ impl KeyStore {
         self.loaded.load(Ordering::Acquire) && !self.current().is_empty()
     }
 
+    /// Whether keys were loaded at least once (possibly none).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
     /// A receiver that sees a new value whenever the keys change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

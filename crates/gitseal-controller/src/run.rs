@@ -264,7 +264,9 @@ async fn announce_keys(
     loop {
         let current = store.current();
         metrics.set_keys_loaded(current.len());
-        if store.is_ready() || !current.is_empty() {
+        // The first load is the baseline (a key generated on first start
+        // is then announced too).
+        if store.is_loaded() {
             if let Some(before) = previous.as_ref() {
                 let changes = current.changes_from(before);
                 if !changes.is_empty() {

@@ -364,6 +364,20 @@ async fn first_start_generates_a_key_and_serves_http() {
     let (code, metrics) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
     assert!(metrics.contains("gitseal_keys_loaded 1"), "{metrics}");
+    // The key generated on first start is announced like any new key.
+    let m = running.handles.metrics.clone();
+    wait_for("key added counted", 10, || {
+        m.render()
+            .contains("gitseal_sealing_key_changes_total{change=\"added\"} 1")
+            .then_some(())
+    })
+    .await;
+    wait_for("SealingKeyAdded Event", 10, || {
+        fake.list("events")
+            .into_iter()
+            .find(|e| e["reason"] == "SealingKeyAdded")
+    })
+    .await;
 
     // The ConfigMap carries the same public key.
     let cm = wait_for("ConfigMap", 10, || {

@@ -209,7 +209,10 @@ async fn secret_owned_by_a_sealed_secret_is_never_a_key_and_dates_do_not_stop_ro
     assert_ne!(active, planted.key_id());
     assert!(!key_ids(&running).contains(&planted.key_id().to_string()));
     // The ConfigMap follows: a generated key, never the planted one.
-    let never = [planted.recipient().to_string(), future.recipient().to_string()];
+    let never = [
+        planted.recipient().to_string(),
+        future.recipient().to_string(),
+    ];
     wait_for("a generated key published", 10, || {
         published_active(&fake).filter(|p| !never.contains(p))
     })
