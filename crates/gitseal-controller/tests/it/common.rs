@@ -84,6 +84,37 @@ pub async fn start_with_client(
     }
 }
 
+/// A fake API holding one sealing key (a minute old) and a controller
+/// running on it with [`config`], its keys loaded.
+pub async fn keyed_controller() -> (FakeApi, Identity, Running) {
+    let fake = FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
+    let running = start_with(&fake, config()).await;
+    wait_for("keys loaded", 10, || {
+        running.handles.keys.is_ready().then_some(())
+    })
+    .await;
+    (fake, id, running)
+}
+
+/// Waits until SealedSecret `ns/name` has a `Ready` condition (with
+/// `reason`, when given); returns (status, reason, message).
+pub async fn wait_ready(
+    fake: &FakeApi,
+    ns: &str,
+    name: &str,
+    reason: Option<&str>,
+) -> (String, String, String) {
+    let what = format!("{ns}/{name} Ready reason {}", reason.unwrap_or("(any)"));
+    wait_for(&what, 10, || {
+        fake.get("sealedsecrets", ns, name)
+            .and_then(|o| ready(&o))
+            .filter(|r| reason.is_none_or(|want| r.1 == want))
+    })
+    .await
+}
+
 /// Stores `identity` as a key Secret created `age_secs` ago.
 pub fn add_key(fake: &FakeApi, identity: &Identity, age_secs: i64) {
     let created = k8s_openapi::jiff::Timestamp::now()

@@ -13,12 +13,7 @@ use crate::common::*;
 use crate::fake_api::FakeApi;
 
 async fn synced(fake: &FakeApi, ns: &str, name: &str) {
-    wait_for(&format!("{ns}/{name} Synced"), 10, || {
-        fake.get("sealedsecrets", ns, name)
-            .and_then(|o| ready(&o))
-            .filter(|r| r.1 == "Synced")
-    })
-    .await;
+    wait_ready(fake, ns, name, Some("Synced")).await;
 }
 
 /// Writes (PATCH, PUT, POST, DELETE) of Secret `ns/name` in the recorded requests.
@@ -43,10 +38,7 @@ fn data_keys(secret: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_added_by_hand_is_removed_in_bounded_writes() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
+    let (fake, id, running) = keyed_controller().await;
     fake.upsert(
         "sealedsecrets",
         "app",
@@ -154,10 +146,7 @@ async fn an_adopted_secret_with_extra_keys_ends_up_exact_and_adoption_is_prompt(
 /// deletion): the Secret is put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_deleted_while_the_watch_was_down_is_put_back() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
+    let (fake, id, running) = keyed_controller().await;
     let r = [id.recipient().clone()];
     for name in ["a", "b"] {
         fake.upsert(
@@ -187,10 +176,7 @@ async fn a_secret_deleted_while_the_watch_was_down_is_put_back() {
 /// object. It must not write the Secret again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_is_never_recreated_after_its_sealed_secret_is_deleted() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
+    let (fake, id, running) = keyed_controller().await;
     fake.upsert(
         "sealedsecrets",
         "app",

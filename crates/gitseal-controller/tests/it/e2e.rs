@@ -10,15 +10,7 @@ use crate::common::*;
 use crate::fake_api::FakeApi;
 
 async fn with_key() -> (FakeApi, Identity, Running) {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
-    wait_for("keys loaded", 10, || {
-        running.handles.keys.is_ready().then_some(())
-    })
-    .await;
-    (fake, id, running)
+    keyed_controller().await
 }
 
 fn secret_of(fake: &FakeApi, ns: &str, name: &str) -> Option<Value> {
@@ -31,12 +23,7 @@ async fn wait_reason(
     name: &str,
     reason: &str,
 ) -> (String, String, String) {
-    wait_for(&format!("{ns}/{name} Ready reason {reason}"), 10, || {
-        fake.get("sealedsecrets", ns, name)
-            .and_then(|o| ready(&o))
-            .filter(|r| r.1 == reason)
-    })
-    .await
+    wait_ready(fake, ns, name, Some(reason)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

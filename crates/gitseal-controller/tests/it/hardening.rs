@@ -13,13 +13,6 @@ use serde_json::{json, Value};
 use crate::common::*;
 use crate::fake_api::FakeApi;
 
-async fn wait_ready(fake: &FakeApi, ns: &str, name: &str) -> (String, String, String) {
-    wait_for(&format!("{ns}/{name} has a Ready condition"), 10, || {
-        fake.get("sealedsecrets", ns, name).and_then(|o| ready(&o))
-    })
-    .await
-}
-
 fn key_ids(running: &Running) -> Vec<String> {
     running
         .handles
@@ -74,7 +67,7 @@ async fn planting_a_sealing_key_through_a_sealed_secret_is_refused() {
         NS,
         planting_object(NS, "gitseal-key-evil", &attacker, &id),
     );
-    let (status, reason, message) = wait_ready(&fake, NS, "gitseal-key-evil").await;
+    let (status, reason, message) = wait_ready(&fake, NS, "gitseal-key-evil", None).await;
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("False", "NamespaceNotAllowed")
@@ -90,7 +83,7 @@ async fn planting_a_sealing_key_through_a_sealed_secret_is_refused() {
         "app",
         planting_object("app", "evil", &attacker, &id),
     );
-    let (status, reason, message) = wait_ready(&fake, "app", "evil").await;
+    let (status, reason, message) = wait_ready(&fake, "app", "evil", None).await;
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("False", "ReservedMetadata")
@@ -140,7 +133,7 @@ async fn allowed_controller_namespace_still_refuses_reserved_metadata() {
         NS,
         planting_object(NS, "gitseal-key-evil", &attacker, &id),
     );
-    let (_, reason, _) = wait_ready(&fake, NS, "gitseal-key-evil").await;
+    let (_, reason, _) = wait_ready(&fake, NS, "gitseal-key-evil", None).await;
     assert_eq!(reason, "ReservedMetadata");
     // An ordinary object there is allowed with the flag.
     fake.upsert(
@@ -148,7 +141,7 @@ async fn allowed_controller_namespace_still_refuses_reserved_metadata() {
         NS,
         sealed_secret(NS, "plain", &[("k", b"v")], &[id.recipient().clone()]),
     );
-    let (_, reason, _) = wait_ready(&fake, NS, "plain").await;
+    let (_, reason, _) = wait_ready(&fake, NS, "plain", None).await;
     assert_eq!(reason, "Synced");
     assert!(fake.get("secrets", NS, "gitseal-key-evil").is_none());
     assert_eq!(key_ids(&running), vec![id.key_id().to_string()]);
@@ -223,11 +216,7 @@ async fn secret_owned_by_a_sealed_secret_is_never_a_key_and_dates_do_not_stop_ro
 /// A new key is announced: an Event on its Secret, a metric and a log line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_is_announced() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
-    wait_for("keys", 10, || running.handles.keys.is_ready().then_some(())).await;
+    let (fake, _, running) = keyed_controller().await;
     let added = Identity::generate();
     add_key(&fake, &added, 1);
     let name = format!("gitseal-key-{}", added.key_id());
@@ -256,10 +245,7 @@ async fn a_new_key_is_announced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_items_in_two_objects_give_different_hashes() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
+    let (fake, id, running) = keyed_controller().await;
     let r = [id.recipient().clone()];
     // The victim's object and a tenant's guess with the same item and value.
     fake.upsert(
@@ -427,10 +413,7 @@ async fn upgrade_over_old_hashes_writes_nothing_and_restarts_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_large_for_a_secret_is_refused_and_nothing_written() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
+    let (fake, id, running) = keyed_controller().await;
     let r = [id.recipient().clone()];
     // Two items of 600 KiB: each fits, together they exceed 1 MiB.
     let big = vec![b'x'; 600 * 1024];
@@ -439,7 +422,7 @@ async fn too_large_for_a_secret_is_refused_and_nothing_written() {
         "app",
         sealed_secret("app", "big", &[("a", &big), ("b", &big)], &r),
     );
-    let (status, reason, message) = wait_ready(&fake, "app", "big").await;
+    let (status, reason, message) = wait_ready(&fake, "app", "big", None).await;
     assert_eq!((status.as_str(), reason.as_str()), ("False", "TooLarge"));
     assert!(message.contains("1048576"), "{message}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -461,10 +444,7 @@ async fn too_large_for_a_secret_is_refused_and_nothing_written() {
 /// the old one back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immutable_replacement_never_loses_the_old_secret() {
-    let fake = FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
-    let running = start_with(&fake, config()).await;
+    let (fake, id, running) = keyed_controller().await;
     let r = [id.recipient().clone()];
     let object = |value: &[u8]| {
         let mut o = sealed_secret("app", "imm", &[("a", value)], &r);
