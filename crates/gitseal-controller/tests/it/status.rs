@@ -356,7 +356,7 @@ fn reconcile_counters_are_exported_at_zero() {
 }
 
 /// The kubectl to test with: `$KUBECTL_BIN`, else `kubectl` on the PATH.
-/// Missing: a failure under CI (scripts/kubectl.sh installs it), a skip
+/// Missing: a failure under CI (scripts/gitops-tools.sh installs it), a skip
 /// with a loud note elsewhere.
 fn kubectl_bin() -> Option<std::path::PathBuf> {
     let named = std::env::var_os("KUBECTL_BIN").map(std::path::PathBuf::from);
@@ -370,7 +370,7 @@ fn kubectl_bin() -> Option<std::path::PathBuf> {
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "kubectl is required in CI (scripts/kubectl.sh installs it)"
+            "kubectl is required in CI (scripts/gitops-tools.sh installs it)"
         );
         #[allow(clippy::print_stderr)]
         {
