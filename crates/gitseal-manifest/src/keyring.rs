@@ -132,7 +132,10 @@ impl Keyring {
 
     /// The keyring as YAML (for writing it back after `fetch-key`).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_default()
+        serde_yaml::to_value(self)
+            .map_err(|e| Error::Output(e.to_string()))
+            .and_then(|v| crate::yaml::to_string(&v))
+            .unwrap_or_default()
     }
 
     /// The environment `name`, or the default one when `name` is `None`.

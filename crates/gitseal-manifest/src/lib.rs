@@ -45,6 +45,7 @@ pub mod seal;
 pub mod secret;
 pub mod types;
 mod value;
+mod yaml;
 
 pub use types::{SealedSecret, SealedSecretSpec, SealedSecretStatus};
 

@@ -387,7 +387,7 @@ fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option
             };
             let mut one = Mapping::new();
             one.insert((*key).clone(), (*value).clone());
-            let rendered = serde_yaml::to_string(&Value::Mapping(one)).ok()?;
+            let rendered = output::yaml(&Value::Mapping(one)).ok()?;
             if rendered.trim_end().contains('\n') {
                 return None;
             }

@@ -6,3 +6,4 @@ mod merge;
 mod props;
 mod roundtrip;
 mod support;
+mod yaml11;
