@@ -8,14 +8,28 @@
 //! rendered again with its key order and leading comments. So the Git diff
 //! shows exactly the items that changed. The SealedSecret's
 //! scope, name and namespace decide the binding; its template is kept.
+//!
+//! New items must be sealed to the same keys as the object's other items,
+//! or the object would need two keys to open: different recipients are
+//! refused, unless the caller gives the old identities to re-seal every
+//! item (`--reseal-all`).
+//!
+//! Vault references (`--from-vault`) are merged here too: into the
+//! SealedSecrets just sealed ([`add_vault_items`]) or into a file
+//! ([`merge_vault`]).
 
-use gitseal_crypto::{Recipient, Scope};
+use std::collections::BTreeSet;
+
+use gitseal_crypto::{Binding, Envelope, Identity, KeyId, Opener, Recipient, Scope, Sealer};
+use secrecy::ExposeSecret as _;
 use serde_yaml::{Mapping, Value};
 
 use crate::input::{self, Document, File, Syntax};
-use crate::open::read_sealed;
+use crate::open::{open_value, read_sealed};
+use crate::output::OutputDocument;
 use crate::seal::{resolve_namespace, seal_items};
 use crate::secret::PlainSecret;
+use crate::types::VaultReference;
 use crate::value::kind_of;
 use crate::{output, Error, Location};
 
@@ -28,6 +42,10 @@ pub struct MergeOptions<'a> {
     pub scope: Option<Scope>,
     /// Namespace for a SealedSecret that does not name one.
     pub namespace: Option<&'a str>,
+    /// When the object's items are sealed to other keys than `recipients`:
+    /// `None` refuses ([`Error::RecipientsDiffer`]); `Some(identities)`
+    /// opens every other item with them and seals it again to `recipients`.
+    pub reseal_with: Option<&'a [Identity]>,
 }
 
 /// The merged file.
@@ -226,6 +244,19 @@ pub fn merge_into(
         let object = object_mut(&mut documents, &target.at)
             .ok_or_else(|| Error::invalid(&target.at, "the SealedSecret moved while merging"))?;
         let spec = child_mapping(object, "spec");
+        let resealed = align_recipients(
+            spec,
+            &secret,
+            target,
+            namespace.as_deref().unwrap_or_default(),
+            opts,
+        )?;
+        if resealed > 0 {
+            changes.push(format!(
+                "re-sealed {resealed} other item(s) of {} to the new recipients",
+                describe(target)
+            ));
+        }
         for (key, value) in sealed {
             if let Some(Value::Mapping(vault)) = spec.get_mut("vaultData") {
                 if vault.shift_remove(key.as_str()).is_some() {
@@ -276,6 +307,217 @@ pub fn merge_into(
     }
     text.push_str(file.text.get(pos..).unwrap_or_default());
     Ok(Merged { text, changes })
+}
+
+/// Makes the object's other sealed items agree with the new recipients:
+/// nothing to do when they are sealed to exactly those keys; else refused,
+/// or re-sealed with `opts.reseal_with`. Returns how many were re-sealed.
+fn align_recipients(
+    spec: &mut Mapping,
+    secret: &PlainSecret,
+    target: &Target,
+    namespace: &str,
+    opts: &MergeOptions<'_>,
+) -> Result<usize, Error> {
+    let want: BTreeSet<KeyId> = opts.recipients.iter().map(Recipient::key_id).collect();
+    let Some(Value::Mapping(data)) = spec.get_mut("encryptedData") else {
+        return Ok(0);
+    };
+    let mut differing = Vec::new();
+    let mut have = BTreeSet::new();
+    for (k, v) in data.iter() {
+        let (Some(key), Some(text)) = (k.as_str(), v.as_str()) else {
+            continue;
+        };
+        if secret.items.contains_key(key) {
+            continue; // replaced anyway
+        }
+        let envelope = Envelope::parse(text).map_err(|source| Error::Envelope {
+            at: Box::new(target.at.clone()),
+            item: key.to_string(),
+            source,
+        })?;
+        let ids: BTreeSet<KeyId> = envelope.key_ids().into_iter().collect();
+        if ids != want {
+            have.extend(ids);
+            differing.push((key.to_string(), text.to_string()));
+        }
+    }
+    if differing.is_empty() {
+        return Ok(0);
+    }
+    let Some(identities) = opts.reseal_with else {
+        return Err(Error::RecipientsDiffer {
+            at: Box::new(target.at.clone()),
+            object: describe(target),
+            have: have.into_iter().collect(),
+            want: want.into_iter().collect(),
+        });
+    };
+    let mut opener = Opener::new(identities);
+    let mut sealer = Sealer::new(opts.recipients).map_err(|source| Error::Seal {
+        at: Box::new(target.at.clone()),
+        item: differing[0].0.clone(),
+        source,
+    })?;
+    for (key, text) in &differing {
+        let plain = open_value(
+            text,
+            &mut opener,
+            target.scope,
+            namespace,
+            &target.name,
+            key,
+            &target.at,
+        )?;
+        let binding = Binding::new(target.scope, namespace, &target.name, key);
+        let new = sealer
+            .seal(plain.expose_secret(), &binding)
+            .map_err(|source| Error::Seal {
+                at: Box::new(target.at.clone()),
+                item: key.clone(),
+                source,
+            })?;
+        data.insert(key.as_str().into(), Value::String(new.to_string()));
+    }
+    Ok(differing.len())
+}
+
+/// Adds Vault references to the one SealedSecret sealed from `inputs`
+/// (`seal --from-vault` without `--merge-into`): `docs` are the sealed
+/// output documents, one per input document.
+pub fn add_vault_items(
+    inputs: &[Document],
+    docs: &mut [OutputDocument],
+    items: &[(String, VaultReference)],
+) -> Result<(), Error> {
+    check_unique_items(items)?;
+    let mut sealed: Vec<(&mut OutputDocument, &Document)> = docs
+        .iter_mut()
+        .zip(inputs)
+        .filter(|(_, input)| input.kind() == Some("Secret"))
+        .collect();
+    let (doc, input) = match sealed.as_mut_slice() {
+        [one] => (&mut *one.0, one.1),
+        other => {
+            return Err(Error::Argument(format!(
+                "--from-vault adds items to one SealedSecret, but the input holds {} Secrets; \
+                 seal them one at a time",
+                other.len()
+            )))
+        }
+    };
+    let spec = doc
+        .value
+        .get_mut("spec")
+        .and_then(Value::as_mapping_mut)
+        .ok_or_else(|| Error::invalid(&input.at, "the sealed document has no spec"))?;
+    if let Some(Value::Mapping(data)) = spec.get("encryptedData") {
+        if let Some((item, _)) = items.iter().find(|(i, _)| data.contains_key(i.as_str())) {
+            return Err(Error::invalid(
+                &input.at,
+                format!("item {item:?} is both in the Secret and in --from-vault; keep it in one of them"),
+            ));
+        }
+    }
+    let vault = child_mapping(spec, "vaultData");
+    for (item, reference) in items {
+        vault.insert(item.as_str().into(), vault_value(reference)?);
+    }
+    Ok(())
+}
+
+/// Refuses an item given twice.
+pub fn check_unique_items(items: &[(String, VaultReference)]) -> Result<(), Error> {
+    for (i, (item, _)) in items.iter().enumerate() {
+        if items[..i].iter().any(|(other, _)| other == item) {
+            return Err(Error::Argument(format!(
+                "--from-vault names item {item:?} twice; give each item once"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn vault_value(reference: &VaultReference) -> Result<Value, Error> {
+    serde_yaml::to_value(reference).map_err(|e| Error::Output(e.to_string()))
+}
+
+/// Adds or replaces Vault references in the one SealedSecret of the file
+/// `text` (`seal --merge-into FILE --from-vault …`); a sealed item of the
+/// same name is removed. Other documents keep their text; the changed one
+/// keeps its leading comments and key order.
+pub fn merge_vault(
+    text: &str,
+    origin: &str,
+    items: &[(String, VaultReference)],
+) -> Result<Merged, Error> {
+    check_unique_items(items)?;
+    let mut file = input::parse_file(text, origin)?;
+    let docs = input::documents(&file)?;
+    let targets: Vec<&Document> = docs
+        .iter()
+        .filter(|d| d.kind() == Some("SealedSecret"))
+        .collect();
+    let at = match targets.as_slice() {
+        [one] => one.at.clone(),
+        other => {
+            return Err(Error::invalid(
+                &Location::new(origin, 0),
+                format!(
+                    "--from-vault with --merge-into needs a file holding exactly one \
+                     SealedSecret; it holds {}",
+                    other.len()
+                ),
+            ))
+        }
+    };
+    let object = object_mut(&mut file.documents, &at)
+        .ok_or_else(|| Error::invalid(&at, "the SealedSecret is not a mapping"))?;
+    let name = object
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no name)")
+        .to_string();
+    let spec = child_mapping(object, "spec");
+    let mut changes = Vec::new();
+    for (item, reference) in items {
+        if let Some(Value::Mapping(data)) = spec.get_mut("encryptedData") {
+            if data.shift_remove(item.as_str()).is_some() {
+                changes.push(format!(
+                    "item {item:?} of {name} was sealed; now a Vault reference"
+                ));
+            }
+            if data.is_empty() {
+                spec.shift_remove("encryptedData");
+            }
+        }
+        let vault = child_mapping(spec, "vaultData");
+        let replaced = vault
+            .insert(item.as_str().into(), vault_value(reference)?)
+            .is_some();
+        changes.push(format!(
+            "{} Vault item {item:?} {} {name}",
+            if replaced { "replaced" } else { "added" },
+            if replaced { "in" } else { "to" },
+        ));
+    }
+    let doc = file
+        .documents
+        .get(at.document)
+        .ok_or_else(|| Error::invalid(&at, "the SealedSecret moved while merging"))?;
+    let range = doc.range.clone();
+    let new_doc = render_document(
+        file.text.get(range.clone()).unwrap_or_default(),
+        &doc.value,
+        file.syntax,
+    )?;
+    let mut out = String::with_capacity(file.text.len() + 256);
+    out.push_str(file.text.get(..range.start).unwrap_or_default());
+    out.push_str(&new_doc);
+    out.push_str(file.text.get(range.end..).unwrap_or_default());
+    Ok(Merged { text: out, changes })
 }
 
 /// The `spec.encryptedData` mapping of a SealedSecret document (or of the

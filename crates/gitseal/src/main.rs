@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod commands;
 mod exit;
+mod io;
 
 /// gitseal keeps secrets out of Git: seal Kubernetes Secrets with a cluster's
 /// public key, commit the sealed YAML, and let the in-cluster controller open
@@ -60,7 +62,7 @@ fn main() -> ExitCode {
         Err(err) => {
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", exit::message(err.as_ref()));
             }
             exit::code_of(&err).into()
         }

@@ -100,6 +100,7 @@ fuzz_target!(|data: &[u8]| {
         recipients,
         scope: None,
         namespace: Some("fuzz"),
+        reseal_with: None,
     };
     if let Ok(merged) = merge_into(&file, &add, &mopts) {
         let again = input::parse_file(&merged.text, "merged").expect("merged output parses");

@@ -33,6 +33,7 @@ fn merge(
             recipients: &key.recipients,
             scope,
             namespace: None,
+            reseal_with: None,
         },
     )
 }

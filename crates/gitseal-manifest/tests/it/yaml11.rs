@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use gitseal_crypto::Scope;
-use gitseal_manifest::keyring::{Environment, Keyring};
+use gitseal_manifest::keyring::{Environment, KeyEntry, Keyring};
 use gitseal_manifest::merge::{merge_into, MergeOptions};
 use gitseal_manifest::output::Format;
 use gitseal_manifest::{input, output};
@@ -312,6 +312,7 @@ fn merged_items_read_the_same_in_yaml_11() {
             recipients: &key.recipients,
             scope: None,
             namespace: None,
+            reseal_with: None,
         },
     )
     .expect("merges");
@@ -342,7 +343,12 @@ fn keyrings_read_the_same_in_yaml_11() {
         keyring.environments.insert(
             name.to_string(),
             Environment {
-                recipients: key.recipients.clone(),
+                recipients: key
+                    .recipients
+                    .iter()
+                    .cloned()
+                    .map(KeyEntry::recipient)
+                    .collect(),
                 ..Environment::default()
             },
         );

@@ -25,9 +25,8 @@ use gitseal_manifest::Location;
 use gitseal_vault::{VaultClient, VaultConfig, VaultRef};
 use secrecy::{ExposeSecret as _, SecretSlice};
 
-use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{check_stdin_once, read_documents};
 use crate::exit::{coded, Exit};
+use crate::io::{check_stdin_once, load_all_identities, read_documents};
 
 /// Run a command with the items of SealedSecrets as environment variables.
 ///
@@ -185,10 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // 2. Open the sealed items.
-    let mut identities = Vec::new();
-    for path in &args.identities {
-        identities.extend(load_identities(path)?);
-    }
+    let identities = load_all_identities(&args.identities)?;
     let opts = OpenOptions {
         identities: &identities,
         namespace: args.namespace.as_deref(),

@@ -92,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             match written {
                 Ok(()) => {}
-                Err(gitseal_manifest::Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                Err(gitseal_manifest::Error::Io { cause, .. })
+                    if cause.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
                     return Err(coded(
                         Exit::Usage,

@@ -1,7 +1,8 @@
 //! `gitseal reseal`: re-encrypt the sealed values of SealedSecret files to
 //! new recipients, for whoever holds an old private key (a retired cluster
-//! key, a break-glass key). Each value keeps its binding (scope, namespace,
-//! name, item key); Vault references and other documents stay as written.
+//! key, a break-glass key). The re-sealing itself is
+//! `gitseal_manifest::reseal`; this command chooses files and recipients
+//! (each file's environment from the keyring), and writes.
 //!
 //! All or nothing: every value of every file is opened before anything is
 //! written, and files are replaced atomically, so a value that does not open
@@ -11,26 +12,23 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
-use gitseal_crypto::{Binding, Identity, Opener, Recipient, Sealer};
+use anyhow::bail;
 use gitseal_manifest::files::{self, NewFileMode};
-use gitseal_manifest::input::{self, Syntax};
-use gitseal_manifest::open::{open_value, read_sealed};
-use gitseal_manifest::output::{self, Format, OutputDocument};
-use secrecy::ExposeSecret as _;
-use serde_yaml::Value;
+use gitseal_manifest::reseal::{self, All};
+use gitseal_manifest::select::Selector;
 
-use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{check_stdin_once, read_source, recipients_from, write_output};
-use crate::exit::{coded, Exit};
+use crate::args::{IdentityArgs, RecipientArgs};
+use crate::io::{check_stdin_once, read_source, write_output};
 
 /// Re-seal SealedSecret files to new recipients (needs an old private key).
 ///
 /// Every `spec.encryptedData` value is opened with the old identity (-i) and
-/// sealed again to the new recipients (-r and/or --keyring/--env) with the
-/// same binding, so it still opens only where it did. Documents that are
-/// not SealedSecrets, `vaultData`, and everything else in the files stay as
-/// they were. The old key is not kept as a recipient unless you list it.
+/// sealed again with the same binding, so it still opens only where it did,
+/// to the new recipients: -r alone, else the keyring environment of each
+/// file (--env, else the path rule the file matches, else the default; see
+/// `gitseal seal --help`). Documents that are not SealedSecrets,
+/// `vaultData`, and everything else in the files stay as they were. The
+/// old key is not kept as a recipient unless you list it.
 ///
 /// Nothing is written unless every value opened: a value that does not open
 /// (wrong key, altered, moved) stops the command with exit 3, naming the
@@ -38,31 +36,19 @@ use crate::exit::{coded, Exit};
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
   gitseal reseal -i old-key.txt -r age1new… -f db.sealed.yaml --in-place
-  gitseal reseal -i old-key.txt --keyring .gitseal/keys.yaml --env prod \\
-    -f apps/a.sealed.yaml -f apps/b.sealed.yaml --in-place
+  gitseal reseal -i old-key.txt -f apps/prod/a.sealed.yaml -f apps/dev/b.sealed.yaml --in-place
   gitseal reseal -i old-key.txt -r age1new… -r age1dr… -f db.sealed.yaml -o db.new.yaml
   cat db.sealed.yaml | gitseal reseal -i old-key.txt -r age1new… > db.new.yaml
 
 Exit codes: 0 ok, 2 bad usage or input, 3 a sealed value did not open.
-Nothing is written unless every value of every file opened.")]
+Nothing is written unless every value of every file opened.
+Documentation: https://github.com/gitseal/gitseal/blob/main/docs/cli.md#gitseal-reseal")]
 pub struct Args {
-    /// Old identity file (age-keygen format); repeatable.
-    #[arg(short, long = "identity", value_name = "FILE", required = true)]
-    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
-    /// New recipient (age1…); repeatable. Combined with the keyring's.
-    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
-    pub recipients: Vec<String>,
-
-    /// Keyring file naming each environment's recipients
-    /// [default with --env: .gitseal/keys.yaml].
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
-
-    /// Environment of the keyring whose recipients to seal to
-    /// [default: the keyring's defaultEnvironment].
-    #[arg(long, value_name = "NAME")]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 
     /// SealedSecret file ('-' for standard input); repeatable [default: standard input].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -81,18 +67,6 @@ pub struct Args {
     pub namespace: Option<String>,
 }
 
-fn new_recipients(args: &Args) -> anyhow::Result<Vec<Recipient>> {
-    let (recipients, _) = recipients_from(
-        &args.recipients,
-        args.keyring.as_deref(),
-        args.env.as_deref(),
-    )?;
-    if recipients.is_empty() {
-        bail!("no new recipients: pass -r age1…, or --keyring FILE --env NAME");
-    }
-    Ok(recipients)
-}
-
 /// One re-sealed input file.
 struct Resealed {
     origin: PathBuf,
@@ -100,105 +74,21 @@ struct Resealed {
     values: usize,
 }
 
-/// Re-seals every SealedSecret value of one file's text.
-fn reseal_text(
-    text: &str,
-    origin: &str,
-    identities: &[Identity],
-    recipients: &[Recipient],
-    namespace: Option<&str>,
-) -> anyhow::Result<(String, usize)> {
-    let file = input::parse_file(text, origin)?;
-    let docs = input::documents(&file)?;
-    // (old value, new value) pairs, and each document's new value.
-    let mut swaps: Vec<(String, String)> = Vec::new();
-    let mut rendered = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        if doc.kind() != Some("SealedSecret") {
-            rendered.push(OutputDocument::from_input(doc));
-            continue;
-        }
-        let sealed = read_sealed(doc)?;
-        let at = &doc.at;
-        let name = sealed.metadata.name.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("{at}: the SealedSecret has no metadata.name; add one")
-        })?;
-        let scope = sealed.spec.scope;
-        let ns = match (sealed.metadata.namespace.as_deref(), namespace) {
-            (Some(ns), _) | (None, Some(ns)) => ns,
-            (None, None) if scope == gitseal_crypto::Scope::Cluster => "",
-            (None, None) => bail!(
-                "{at}: the SealedSecret has no metadata.namespace and scope {scope}; \
-                 pass --namespace NS"
-            ),
-        };
-        let mut value = doc.value.clone();
-        // One opener and one sealer per object: one X25519 per key each way
-        // (and none for an object with only Vault items).
-        let mut opener = Opener::new(identities);
-        let mut sealer = None;
-        for (item, old) in &sealed.spec.encrypted_data {
-            let plain = open_value(old, &mut opener, scope, ns, name, item, at).map_err(|e| {
-                if e.is_does_not_open() {
-                    coded(Exit::DoesNotOpen, e.to_string())
-                } else {
-                    e.into()
-                }
-            })?;
-            let binding = Binding::new(scope, ns, name, item);
-            let sealer = match &mut sealer {
-                Some(s) => s,
-                None => sealer
-                    .insert(Sealer::new(recipients).with_context(|| format!("{at}: cannot seal"))?),
-            };
-            let new = sealer
-                .seal(plain.expose_secret(), &binding)
-                .with_context(|| format!("{at}, item {item:?}: cannot seal"))?
-                .to_string();
-            if let Some(slot) = value
-                .get_mut("spec")
-                .and_then(|s| s.get_mut("encryptedData"))
-                .and_then(|d| d.get_mut(item.as_str()))
-            {
-                *slot = Value::String(new.clone());
-            }
-            swaps.push((old.clone(), new));
-        }
-        rendered.push(OutputDocument::new(value));
-    }
-    let count = swaps.len();
-    // Keep the file as written (comments, order, quoting): replace each old
-    // value where it stands. Sealed values are random, so each one appears
-    // exactly once; when one does not (a folded or escaped scalar), write
-    // the documents out again instead.
-    let mut out = file.text.clone();
-    let verbatim = swaps
-        .iter()
-        .all(|(old, _)| file.text.matches(old.trim()).count() == 1);
-    if verbatim {
-        for (old, new) in &swaps {
-            out = out.replacen(old.trim(), new, 1);
-        }
-    } else {
-        let format = match file.syntax {
-            Syntax::Json => Format::Json,
-            Syntax::Yaml => Format::Yaml,
-        };
-        out = output::render(&rendered, format)?;
-    }
-    Ok((out, count))
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.identity.identities.is_empty() {
+        bail!("reseal needs the old identity that opens the values: pass -i FILE");
+    }
     if args.in_place && (args.files.is_empty() || args.files.iter().any(|p| p == Path::new("-"))) {
         bail!("--in-place needs -f FILE (it cannot replace standard input)");
     }
-    check_stdin_once(&args.identities, &args.files)?;
-    let recipients = new_recipients(&args)?;
-    let mut identities = Vec::new();
-    for path in &args.identities {
-        identities.extend(load_identities(path)?);
-    }
+    check_stdin_once(&args.identity.identities, &args.files)?;
+    let start = args
+        .files
+        .iter()
+        .find(|p| p.as_os_str() != "-")
+        .map_or(Path::new("."), PathBuf::as_path);
+    let selector = args.recipients.selector(start)?;
+    let identities = args.identity.load()?;
     let stdin = [PathBuf::from("-")];
     let paths = if args.files.is_empty() {
         &stdin[..]
@@ -207,18 +97,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut results = Vec::with_capacity(paths.len());
     for path in paths {
+        let place = (path.as_os_str() != "-").then_some(path.as_path());
+        let place = args.output.as_deref().or(place);
+        let recipients = new_recipients(&selector, place, path)?;
         let (origin, text) = read_source(path)?;
-        let (text, values) = reseal_text(
+        let resealed = reseal::reseal_text(
             &text,
             &origin,
             &identities,
-            &recipients,
+            &All(&recipients),
             args.namespace.as_deref(),
         )?;
         results.push(Resealed {
             origin: path.clone(),
-            text,
-            values,
+            text: resealed.text,
+            values: resealed.values,
         });
     }
     // Everything opened and sealed: now write.
@@ -243,4 +136,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write_output(args.output.as_deref(), &all, NewFileMode::Public)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The new recipients for one file, announced when a keyring chose them.
+fn new_recipients(
+    selector: &Selector,
+    place: Option<&Path>,
+    path: &Path,
+) -> anyhow::Result<Vec<gitseal_crypto::Recipient>> {
+    let target = selector.target(place)?;
+    if target.recipients.is_empty() {
+        bail!("no new recipients: pass -r age1…, or keep a keyring at .gitseal/keys.yaml (or pass --keyring FILE)");
+    }
+    if target.environment.is_some() {
+        eprintln!("{}: re-sealing for {target}", path.display());
+    }
+    Ok(target.recipients)
 }

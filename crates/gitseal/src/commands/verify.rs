@@ -4,12 +4,13 @@
 #![allow(clippy::print_stderr)]
 
 use anyhow::{bail, Context as _};
+use gitseal_manifest::keyring::find_root;
 use gitseal_scan::git::Source;
 use gitseal_scan::report::{self, Format};
 use gitseal_scan::{Baseline, Config, PathFilter, Progress, ScanOutput, Scanner};
 use std::collections::BTreeSet;
 use std::io::{IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -91,25 +92,6 @@ pub struct Args {
     /// Never show the progress line on standard error.
     #[arg(long)]
     pub no_progress: bool,
-}
-
-/// Walks up from `start` to the repository root: the first directory with
-/// `.git` or `.gitseal/keys.yaml`.
-fn find_root(start: &Path) -> Option<PathBuf> {
-    let abs = std::path::absolute(start).ok()?;
-    let mut dir = if abs.is_dir() {
-        abs
-    } else {
-        abs.parent()?.to_path_buf()
-    };
-    loop {
-        if dir.join(".git").exists() || dir.join(".gitseal").join("keys.yaml").is_file() {
-            return Some(dir);
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
 }
 
 /// Runs `gitseal verify`.

@@ -3,6 +3,7 @@
 
 mod exec;
 mod from_vault;
+mod keyring;
 mod keys;
 mod keys_remote;
 mod migrate;

@@ -338,7 +338,10 @@ fn seal_errors_name_the_place_and_write_nothing() {
     let out = env.run(&["seal", "-f", "in.yaml"]);
     out.exits_with(2, "no recipients: pass -r age1…");
     let out = env.run(&["seal", "-r", "age1notakey", "-f", "in.yaml"]);
-    out.exits_with(2, "-r/--recipient #1 is not usable");
+    out.exits_with(
+        2,
+        "-r/--recipient #1 (age1notakey) is not usable: invalid recipient",
+    );
     let key_line = env
         .read("key.txt")
         .lines()
