@@ -21,13 +21,22 @@ pub enum Format {
     Json,
 }
 
-/// One document to write.
-#[derive(Clone, Debug, PartialEq)]
+/// One document to write. Holds plaintext when it is an opened Secret:
+/// `Debug` shows its kind, never its content.
+#[derive(Clone, PartialEq)]
 pub struct OutputDocument {
     /// The object.
     pub value: Value,
     /// Its original YAML text, written as is in YAML output.
     pub raw: Option<String>,
+}
+
+impl std::fmt::Debug for OutputDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputDocument")
+            .field("kind", &self.value.get("kind").and_then(Value::as_str))
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutputDocument {

@@ -37,13 +37,20 @@ use crate::io::{check_stdin_once, load_all_identities, read_documents};
 /// replacing every character other than A-Z and 0-9 with `_` (a leading
 /// digit gets a `_` in front), after the --prefix: `db-password` →
 /// `DB_PASSWORD`, `tls.crt` → `TLS_CRT`. Two items with the same name are
-/// an error. Variables already in the environment are overridden.
+/// an error.
+///
+/// An item may not set a variable that is already set in the environment,
+/// nor one that changes how programs run (PATH, LD_*, DYLD_*, BASH_ENV,
+/// ENV, *_PROXY, NODE_OPTIONS and the like), unless you name it with
+/// --allow-override NAME: whoever can write the SealedSecret must not be
+/// able to take over the command.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
   gitseal exec -i key.txt -f db.sealed.yaml -- ./manage.py migrate
   gitseal exec -i key.txt -f app.sealed.yaml -f db.sealed.yaml --prefix APP_ -- env
   VAULT_ADDR=https://vault:8200 gitseal exec -f vault-only.sealed.yaml -- make test
   gitseal exec -f app.sealed.yaml --dry-run        # names only; opens nothing
+  gitseal exec -i key.txt -f app.sealed.yaml --allow-override HOME -- ./run
 
 Exit codes: the command's own exit code once it runs (a signal N shows as
 128+N in a shell); before that 2 bad usage or input (also a name collision),
@@ -73,6 +80,11 @@ pub struct Args {
     /// contacts no Vault, runs nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Let an item set variable NAME although it is already set or changes
+    /// how programs run (PATH, LD_PRELOAD…); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub allow_override: Vec<String>,
 
     /// The command and its arguments (after `--`).
     #[arg(
@@ -174,6 +186,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ));
         }
     }
+    check_overrides(&vars, &args.allow_override, |name| {
+        std::env::var_os(name).is_some()
+    })?;
     if args.dry_run {
         let mut out = std::io::stdout().lock();
         for name in seen.keys() {
@@ -256,6 +271,75 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(values);
     drop(opened);
     exec(&args.command, env)
+}
+
+/// Whether a variable changes how programs (the dynamic loader, shells,
+/// interpreters, HTTP clients) run, so that setting it runs someone else's
+/// code or sends traffic elsewhere.
+pub fn controls_execution(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH",
+        "ENV",
+        "BASH_ENV",
+        "IFS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "GCONV_PATH",
+        "GIT_SSH_COMMAND",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ];
+    let upper = name.to_ascii_uppercase();
+    NAMES.contains(&upper.as_str())
+        || upper.starts_with("LD_")
+        || upper.starts_with("DYLD_")
+        || upper.ends_with("_PROXY")
+}
+
+/// Refuses variables that would override one already set (`is_set`) or
+/// change how programs run, unless named in `allowed`.
+fn check_overrides(
+    vars: &[Var],
+    allowed: &[String],
+    is_set: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    for v in vars {
+        if allowed.iter().any(|a| a == &v.name) {
+            continue;
+        }
+        let why = if controls_execution(&v.name) {
+            "which changes how programs run"
+        } else if is_set(&v.name) {
+            "which is already set in this environment"
+        } else {
+            continue;
+        };
+        return Err(coded(
+            Exit::Usage,
+            format!(
+                "{}, item {:?} would set {}, {why}; refusing (whoever writes the SealedSecret \
+                 would control the command). Rename the item, use --prefix, or pass \
+                 --allow-override {} if you mean it",
+                v.at, v.item, v.name, v.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
