@@ -35,9 +35,11 @@ use std::fmt;
 
 use gitseal_crypto::KeyId;
 
+pub mod edit;
 pub mod files;
 pub mod input;
 pub mod keyring;
+pub mod memory;
 pub mod merge;
 pub mod open;
 pub mod output;
@@ -212,7 +214,8 @@ pub enum Error {
     #[error(
         "{at}: the sealed items of {object} are sealed to key id(s) {}, but the new items would be \
          sealed to key id(s) {}: the object would need two different keys to open. Seal to the \
-         object's recipients, or re-seal every item with --reseal-all -i OLD_KEY",
+         object's recipients, or re-seal its items first (`gitseal reseal`, or `seal \
+         --merge-into … --reseal-all -i OLD_KEY`)",
         join_ids(have),
         join_ids(want)
     )]

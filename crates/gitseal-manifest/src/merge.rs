@@ -34,7 +34,7 @@ use crate::value::kind_of;
 use crate::{output, Error, Location};
 
 /// How to merge.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MergeOptions<'a> {
     /// Every new value is sealed to all of these.
     pub recipients: &'a [Recipient],
@@ -46,6 +46,9 @@ pub struct MergeOptions<'a> {
     /// `None` refuses ([`Error::RecipientsDiffer`]); `Some(identities)`
     /// opens every other item with them and seals it again to `recipients`.
     pub reseal_with: Option<&'a [Identity]>,
+    /// Existing sealed values to keep when their plaintext did not change,
+    /// and where to remember what was sealed (see [`crate::memory`]).
+    pub memory: Option<&'a dyn crate::memory::Memory>,
 }
 
 /// The merged file.
@@ -57,7 +60,7 @@ pub struct Merged {
     pub changes: Vec<String>,
 }
 
-struct Target {
+pub(crate) struct Target {
     at: Location,
     name: String,
     namespace: Option<String>,
@@ -124,7 +127,7 @@ pub fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
 
 /// Sets `key` in `map`: replaced in place if present; otherwise inserted in
 /// sorted position when the keys are sorted, else appended.
-fn upsert(map: &mut Mapping, key: &str, value: String) -> bool {
+pub(crate) fn upsert(map: &mut Mapping, key: &str, value: String) -> bool {
     if let Some(slot) = map.get_mut(key) {
         *slot = Value::String(value);
         return true;
@@ -239,6 +242,7 @@ pub fn merge_into(
             target.scope,
             opts.recipients,
             &doc.at,
+            opts.memory,
         )?;
 
         let object = object_mut(&mut documents, &target.at)
@@ -285,27 +289,7 @@ pub fn merge_into(
         }
     }
 
-    // Rebuild the text: untouched documents as written, touched ones re-rendered.
-    let mut text = String::with_capacity(file.text.len() + 1024);
-    let mut pos = 0;
-    for (i, (doc, touched)) in documents.iter().zip(&touched).enumerate() {
-        if !touched {
-            continue;
-        }
-        let original = file.text.get(doc.range.clone()).unwrap_or_default();
-        text.push_str(file.text.get(pos..doc.range.start).unwrap_or_default());
-        let before = file.documents.get(i).map(|d| &d.value);
-        let patched = match (file.syntax, before) {
-            (Syntax::Yaml, Some(before)) => patch_encrypted_data(original, before, &doc.value),
-            _ => None,
-        };
-        match patched {
-            Some(patched) => text.push_str(&patched),
-            None => text.push_str(&render_document(original, &doc.value, file.syntax)?),
-        }
-        pos = doc.range.end;
-    }
-    text.push_str(file.text.get(pos..).unwrap_or_default());
+    let text = rebuild(file, &documents, &touched)?;
     Ok(Merged { text, changes })
 }
 
@@ -539,38 +523,20 @@ fn is_blank_or_comment(line: &str) -> bool {
     t.is_empty() || t.starts_with('#')
 }
 
-/// Edits the text of a YAML SealedSecret document in place so that it says
-/// `after`, when the only change from `before` is items of
-/// `spec.encryptedData` replaced or added: a replaced value is swapped where
-/// it stands, an added item gets a line of its own in its sorted place.
-/// Comments, quoting and layout everywhere else stay as written. `None`
-/// when the change is anything else or the layout is not the plain block
-/// style this understands; the result is checked by parsing it again, so
-/// a `Some` always means the same document as `after` (mapping equality:
-/// key order is not part of the check; new keys are placed by `after`'s
-/// order).
-fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option<String> {
-    let old = encrypted_data(before)?;
-    let new = encrypted_data(after)?;
-    if old.keys().any(|k| !new.contains_key(k)) {
-        return None;
-    }
-    let mut text = original.to_string();
-    for (key, value) in new {
-        let (Some(was), Some(now)) = (old.get(key).and_then(Value::as_str), value.as_str()) else {
-            continue;
-        };
-        if was != now {
-            if was.is_empty() || text.matches(was).count() != 1 {
-                return None;
-            }
-            text = text.replacen(was, now, 1);
-        }
-    }
+/// The layout of a plain block `encryptedData:` mapping in a document's lines.
+struct Layout {
+    /// The `encryptedData:` line.
+    header: usize,
+    /// The first line of each entry, in order.
+    starts: Vec<usize>,
+    /// The entries' indentation.
+    item_indent: usize,
+    /// The last line of the block that is not blank or a comment.
+    last_content: usize,
+}
 
-    let added: Vec<(&Value, &Value)> = new.iter().filter(|(k, _)| !old.contains_key(*k)).collect();
-    if !added.is_empty() {
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+impl Layout {
+    fn of(lines: &[&str]) -> Option<Layout> {
         let header = lines
             .iter()
             .enumerate()
@@ -584,13 +550,14 @@ fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option
         let [header] = header.as_slice() else {
             return None;
         };
-        let parent = indent_of(lines[*header]);
+        let header = *header;
+        let parent = indent_of(lines[header]);
         // The block: every line after the header until one at the parent's
         // indentation or less (blank lines and comments do not end it).
-        let mut end = *header + 1;
+        let mut end = header + 1;
         let mut starts = Vec::new();
         let mut item_indent = None;
-        let mut last_content = *header;
+        let mut last_content = header;
         while let Some(line) = lines.get(end) {
             if !is_blank_or_comment(line) {
                 let indent = indent_of(line);
@@ -605,27 +572,102 @@ fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option
             }
             end += 1;
         }
-        let item_indent = item_indent?;
-        if starts.len() != old.len() {
+        Some(Layout {
+            header,
+            starts,
+            item_indent: item_indent?,
+            last_content,
+        })
+    }
+
+    /// Where entry `n` starts, with the comment lines just above it.
+    fn entry_start(&self, lines: &[&str], n: usize) -> usize {
+        let mut at = self.starts[n];
+        while at > self.header + 1 && lines[at - 1].trim().starts_with('#') {
+            at -= 1;
+        }
+        at
+    }
+}
+
+/// Edits the text of a YAML SealedSecret document in place so that it says
+/// `after`, when the only change from `before` is items of
+/// `spec.encryptedData` replaced, added or removed: a replaced value is
+/// swapped where it stands, an added item gets a line of its own in its
+/// sorted place, a removed item's lines go (the comments above it stay).
+/// Comments, quoting and layout everywhere else stay as written. `None`
+/// when the change is anything else or the layout is not the plain block
+/// style this understands; the result is checked by parsing it again, so
+/// a `Some` always means the same document as `after` (mapping equality:
+/// key order is not part of the check; new keys are placed by `after`'s
+/// order).
+fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option<String> {
+    let old = encrypted_data(before)?;
+    let new = encrypted_data(after)?;
+    let mut text = original.to_string();
+
+    // Removed items first: their entries' lines.
+    let removed: Vec<usize> = old
+        .keys()
+        .enumerate()
+        .filter(|(_, k)| !new.contains_key(*k))
+        .map(|(i, _)| i)
+        .collect();
+    let mut kept = old.clone();
+    if !removed.is_empty() {
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let layout = Layout::of(&lines)?;
+        if layout.starts.len() != old.len() {
             return None;
         }
-        // Where each old key's entry starts (with the comments just above it).
-        let entry_start = |n: usize| {
-            let mut at = starts[n];
-            while at > header + 1 && lines[at - 1].trim().starts_with('#') {
-                at -= 1;
+        let mut drop = vec![false; lines.len()];
+        for &n in &removed {
+            let end = if n + 1 < layout.starts.len() {
+                layout.entry_start(&lines, n + 1)
+            } else {
+                layout.last_content + 1
+            };
+            for d in drop.iter_mut().take(end).skip(layout.starts[n]) {
+                *d = true;
             }
-            at
+        }
+        text = lines
+            .iter()
+            .zip(&drop)
+            .filter(|(_, d)| !**d)
+            .map(|(l, _)| *l)
+            .collect();
+        kept.retain(|k, _| new.contains_key(k));
+    }
+
+    for (key, value) in new {
+        let (Some(was), Some(now)) = (kept.get(key).and_then(Value::as_str), value.as_str()) else {
+            continue;
         };
+        if was != now {
+            if was.is_empty() || text.matches(was).count() != 1 {
+                return None;
+            }
+            text = text.replacen(was, now, 1);
+        }
+    }
+
+    let added: Vec<(&Value, &Value)> = new.iter().filter(|(k, _)| !kept.contains_key(*k)).collect();
+    if !added.is_empty() {
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let layout = Layout::of(&lines)?;
+        if layout.starts.len() != kept.len() {
+            return None;
+        }
         let mut inserts: Vec<(usize, String)> = Vec::new();
         for (key, value) in &added {
             let later_old = new
                 .keys()
                 .skip_while(|k| k != key)
-                .find_map(|k| old.keys().position(|o| o == k));
+                .find_map(|k| kept.keys().position(|o| o == k));
             let at = match later_old {
-                Some(n) => entry_start(n),
-                None => last_content + 1,
+                Some(n) => layout.entry_start(&lines, n),
+                None => layout.last_content + 1,
             };
             let mut one = Mapping::new();
             one.insert((*key).clone(), (*value).clone());
@@ -635,7 +677,11 @@ fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option
             }
             inserts.push((
                 at,
-                format!("{}{}\n", " ".repeat(item_indent), rendered.trim_end()),
+                format!(
+                    "{}{}\n",
+                    " ".repeat(layout.item_indent),
+                    rendered.trim_end()
+                ),
             ));
         }
         let mut out = String::with_capacity(text.len() + inserts.len() * 200);
@@ -661,6 +707,38 @@ fn patch_encrypted_data(original: &str, before: &Value, after: &Value) -> Option
 
     let reparsed: Value = serde_yaml::from_str(&text).ok()?;
     (reparsed == *after).then_some(text)
+}
+
+/// The file's new text after its documents' values changed: untouched
+/// documents as written, touched ones patched in place when only
+/// `encryptedData` items changed (see [`patch_encrypted_data`]), else
+/// rendered again.
+pub(crate) fn rebuild(
+    file: &File,
+    documents: &[input::FileDocument],
+    touched: &[bool],
+) -> Result<String, Error> {
+    let mut text = String::with_capacity(file.text.len() + 1024);
+    let mut pos = 0;
+    for (i, (doc, touched)) in documents.iter().zip(touched).enumerate() {
+        if !touched {
+            continue;
+        }
+        let original = file.text.get(doc.range.clone()).unwrap_or_default();
+        text.push_str(file.text.get(pos..doc.range.start).unwrap_or_default());
+        let before = file.documents.get(i).map(|d| &d.value);
+        let patched = match (file.syntax, before) {
+            (Syntax::Yaml, Some(before)) => patch_encrypted_data(original, before, &doc.value),
+            _ => None,
+        };
+        match patched {
+            Some(patched) => text.push_str(&patched),
+            None => text.push_str(&render_document(original, &doc.value, file.syntax)?),
+        }
+        pos = doc.range.end;
+    }
+    text.push_str(file.text.get(pos..).unwrap_or_default());
+    Ok(text)
 }
 
 /// The new text of a changed document: YAML keeps the document's leading

@@ -115,6 +115,55 @@ pub fn reseal_text(
     })
 }
 
+/// The SealedSecrets of one file's text that `plan` would re-seal, without
+/// opening anything (`reseal --all --dry-run`).
+pub fn affected(text: &str, origin: &str, plan: &dyn Plan) -> Result<Vec<Location>, Error> {
+    let file = input::parse_file(text, origin)?;
+    let mut out = Vec::new();
+    for doc in input::documents(&file)? {
+        if let Some((_, envelopes)) = sealed_items(&doc)? {
+            let items: Vec<(&str, Envelope)> = envelopes
+                .iter()
+                .map(|(k, e)| (k.as_str(), e.clone()))
+                .collect();
+            if plan.recipients(&doc.at, &items)?.is_some() {
+                out.push(doc.at.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A SealedSecret document and its items' envelopes; `None` for other
+/// documents and SealedSecrets without sealed items.
+#[allow(clippy::type_complexity)]
+fn sealed_items(
+    doc: &Document,
+) -> Result<Option<(crate::types::SealedSecret, Vec<(String, Envelope)>)>, Error> {
+    if doc.kind() != Some("SealedSecret") {
+        return Ok(None);
+    }
+    let sealed = read_sealed(doc)?;
+    let envelopes = sealed
+        .spec
+        .encrypted_data
+        .iter()
+        .map(|(k, v)| {
+            Envelope::parse(v)
+                .map(|e| (k.clone(), e))
+                .map_err(|source| Error::Envelope {
+                    at: Box::new(doc.at.clone()),
+                    item: k.clone(),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    if envelopes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((sealed, envelopes)))
+}
+
 /// Re-seals one document when it is a SealedSecret the plan picks: its new
 /// value and the (old, new) sealed texts.
 #[allow(clippy::type_complexity)]
@@ -124,29 +173,15 @@ fn reseal_document(
     plan: &dyn Plan,
     namespace: Option<&str>,
 ) -> Result<Option<(Value, Vec<(String, String)>)>, Error> {
-    if doc.kind() != Some("SealedSecret") {
+    let Some((sealed, envelopes)) = sealed_items(doc)? else {
         return Ok(None);
-    }
-    let sealed = read_sealed(doc)?;
+    };
     let at = &doc.at;
-    let envelopes = sealed
-        .spec
-        .encrypted_data
+    let items: Vec<(&str, Envelope)> = envelopes
         .iter()
-        .map(|(k, v)| {
-            Envelope::parse(v)
-                .map(|e| (k.as_str(), e))
-                .map_err(|source| Error::Envelope {
-                    at: Box::new(at.clone()),
-                    item: k.clone(),
-                    source,
-                })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    if envelopes.is_empty() {
-        return Ok(None);
-    }
-    let Some(recipients) = plan.recipients(at, &envelopes)? else {
+        .map(|(k, e)| (k.as_str(), e.clone()))
+        .collect();
+    let Some(recipients) = plan.recipients(at, &items)? else {
         return Ok(None);
     };
     let name = sealed

@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod exit;
 mod io;
+mod lifecycle;
 
 /// gitseal keeps secrets out of Git: seal Kubernetes Secrets with a cluster's
 /// public key, commit the sealed YAML, and let the in-cluster controller open
@@ -29,6 +30,7 @@ enum Command {
     Keygen(commands::keygen::Args),
     Pubkey(commands::pubkey::Args),
     Seal(commands::seal::Args),
+    Edit(commands::edit::Args),
     Unseal(commands::unseal::Args),
     Reseal(commands::reseal::Args),
     FetchKey(commands::fetch_key::Args),
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Keygen(a) => commands::keygen::run(a),
         Command::Pubkey(a) => commands::pubkey::run(a),
         Command::Seal(a) => commands::seal::run(a),
+        Command::Edit(a) => commands::edit::run(a),
         Command::Unseal(a) => commands::unseal::run(a),
         Command::Reseal(a) => commands::reseal::run(a),
         Command::FetchKey(a) => commands::fetch_key::run(a),

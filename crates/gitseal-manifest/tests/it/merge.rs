@@ -34,6 +34,7 @@ fn merge(
             scope,
             namespace: None,
             reseal_with: None,
+            memory: None,
         },
     )
 }

@@ -313,6 +313,7 @@ fn merged_items_read_the_same_in_yaml_11() {
             scope: None,
             namespace: None,
             reseal_with: None,
+            memory: None,
         },
     )
     .expect("merges");

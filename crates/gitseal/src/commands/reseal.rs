@@ -9,13 +9,18 @@
 //! leaves every file byte for byte as it was.
 #![allow(clippy::print_stderr)]
 
+use std::cell::RefCell;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
+use gitseal_crypto::{Envelope, Recipient};
 use gitseal_manifest::files::{self, NewFileMode};
-use gitseal_manifest::reseal::{self, All};
-use gitseal_manifest::select::Selector;
+use gitseal_manifest::reseal::{self, All, Plan};
+use gitseal_manifest::select::{LoadedKeyring, Selector, Target};
+use gitseal_manifest::Location;
+use gitseal_scan::lifecycle::Lifecycle;
 
 use crate::args::{IdentityArgs, RecipientArgs};
 use crate::io::{check_stdin_once, read_source, write_output};
@@ -33,8 +38,17 @@ use crate::io::{check_stdin_once, read_source, write_output};
 /// Nothing is written unless every value opened: a value that does not open
 /// (wrong key, altered, moved) stops the command with exit 3, naming the
 /// file, document and item, and every file is left byte for byte as it was.
+///
+/// --all: every SealedSecret under PATH (default: the repository root) that
+/// `gitseal verify` reports for its key lifecycle (sealed to a retired key,
+/// missing a recipient its environment requires, sealed for another
+/// environment than its path maps to) is re-sealed whole, in place, to the
+/// recipients of the environment its path maps to; nothing else changes.
+/// --dry-run lists those files (one per line) and opens nothing.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
+  gitseal reseal --all --dry-run                 # which files need it, and why
+  gitseal reseal --all -i old-key.txt            # re-seal them, in place
   gitseal reseal -i old-key.txt -r age1new… -f db.sealed.yaml --in-place
   gitseal reseal -i old-key.txt -f apps/prod/a.sealed.yaml -f apps/dev/b.sealed.yaml --in-place
   gitseal reseal -i old-key.txt -r age1new… -r age1dr… -f db.sealed.yaml -o db.new.yaml
@@ -65,6 +79,20 @@ pub struct Args {
     /// Namespace for SealedSecrets without metadata.namespace.
     #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: Option<String>,
+
+    /// Re-seal every SealedSecret under PATH that the keyring's lifecycle
+    /// rules report (retired key, missing required recipient, another
+    /// environment), in place, for its environment.
+    #[arg(long, conflicts_with_all = ["files", "output", "in_place", "recipients", "env"])]
+    pub all: bool,
+
+    /// With --all: list the files that would be re-sealed; open and write nothing.
+    #[arg(long, requires = "all")]
+    pub dry_run: bool,
+
+    /// With --all: directories or files to look in [default: the repository root].
+    #[arg(value_name = "PATH", requires = "all")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// One re-sealed input file.
@@ -75,6 +103,9 @@ struct Resealed {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.all {
+        return run_all(&args);
+    }
     if args.identity.identities.is_empty() {
         bail!("reseal needs the old identity that opens the values: pass -i FILE");
     }
@@ -152,4 +183,166 @@ fn new_recipients(
         eprintln!("{}: re-sealing for {target}", path.display());
     }
     Ok(target.recipients)
+}
+
+/// The lifecycle plan of one file: the objects whose values have problems
+/// are re-sealed to the file's environment.
+struct LifecyclePlan<'a> {
+    lifecycle: &'a Lifecycle,
+    environment: Option<String>,
+    target: Result<Target, String>,
+    reasons: RefCell<Vec<String>>,
+}
+
+impl Plan for LifecyclePlan<'_> {
+    fn recipients(
+        &self,
+        at: &Location,
+        envelopes: &[(&str, Envelope)],
+    ) -> Result<Option<Vec<Recipient>>, gitseal_manifest::Error> {
+        let mut reasons = Vec::new();
+        for (item, envelope) in envelopes {
+            for problem in self
+                .lifecycle
+                .problems(self.environment.as_deref(), &envelope.key_ids())
+            {
+                reasons.push(format!("{at}, item {item:?}: {}", problem.message()));
+            }
+        }
+        if reasons.is_empty() {
+            return Ok(None);
+        }
+        self.reasons.borrow_mut().extend(reasons);
+        match &self.target {
+            Ok(t) => Ok(Some(t.recipients.clone())),
+            Err(e) => Err(gitseal_manifest::Error::Argument(format!("{at}: {e}"))),
+        }
+    }
+}
+
+/// Every manifest file under `roots`, as git sees the tree (ignored and
+/// hidden files skipped), in a stable order.
+fn manifest_files(roots: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for root in roots {
+        for entry in ignore::WalkBuilder::new(root).build() {
+            let entry =
+                entry.map_err(|e| anyhow::anyhow!("cannot walk {}: {e}", root.display()))?;
+            let path = entry.path();
+            let manifest = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+            if manifest && entry.file_type().is_some_and(|t| t.is_file()) {
+                out.push(path.to_path_buf());
+            }
+        }
+    }
+    // Shown (and used) relative to the current directory when under it.
+    if let Ok(cwd) = std::env::current_dir() {
+        let cwd = gitseal_manifest::keyring::normalize(&cwd);
+        for path in &mut out {
+            let abs = gitseal_manifest::keyring::normalize(path);
+            if let Ok(rel) = abs.strip_prefix(&cwd) {
+                *path = rel.to_path_buf();
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `reseal --all`: re-seal what the keyring's lifecycle rules report.
+fn run_all(args: &Args) -> anyhow::Result<ExitCode> {
+    let start = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
+    let loaded = match &args.recipients.keyring {
+        Some(path) => LoadedKeyring::load(path, start)?,
+        None => LoadedKeyring::discover(start)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "reseal --all needs the keyring (.gitseal/keys.yaml at the repository root, or \
+                 --keyring FILE): it says which keys are retired and which recipients each \
+                 environment requires"
+            )
+        })?,
+    };
+    let roots = if args.paths.is_empty() {
+        vec![loaded.root.clone().unwrap_or_else(|| PathBuf::from("."))]
+    } else {
+        args.paths.clone()
+    };
+    let lifecycle = crate::lifecycle::of(&loaded.keyring, loaded.root.as_deref())?;
+    let selector = Selector::new(Vec::new(), Some(&loaded.path), None, start)?;
+    let identities = if args.dry_run {
+        Vec::new()
+    } else if args.identity.identities.is_empty() {
+        bail!("reseal --all needs the identity that opens the values: pass -i FILE (or --dry-run to list the files)");
+    } else {
+        args.identity.load()?
+    };
+    let mut results = Vec::new();
+    for path in manifest_files(&roots)? {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if !text.contains("SealedSecret") || !text.contains("gs1:") {
+            continue;
+        }
+        let shown = path.display().to_string();
+        let plan = LifecyclePlan {
+            lifecycle: &lifecycle,
+            environment: lifecycle.environment_of(&shown, false).map(str::to_string),
+            target: selector.target(Some(&path)).map_err(|e| e.to_string()),
+            reasons: RefCell::new(Vec::new()),
+        };
+        if args.dry_run {
+            match reseal::affected(&text, &shown, &plan) {
+                Ok(objects) if !objects.is_empty() => results.push((path, None, plan)),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: skipped {shown}: {e}"),
+            }
+            continue;
+        }
+        let resealed =
+            reseal::reseal_text(&text, &shown, &identities, &plan, args.namespace.as_deref())?;
+        if resealed.values > 0 {
+            results.push((path, Some(resealed), plan));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for (path, resealed, plan) in &results {
+        for reason in plan.reasons.borrow().iter() {
+            eprintln!("{reason}");
+        }
+        if resealed.is_none() {
+            let env = match &plan.target {
+                Ok(t) => t.to_string(),
+                Err(e) => e.clone(),
+            };
+            writeln!(out, "{}", path.display())?;
+            eprintln!("{}: would be re-sealed for {env}", path.display());
+        }
+    }
+    // Every value of every file opened and sealed before the first write.
+    for (path, resealed, plan) in &results {
+        if let Some(r) = resealed {
+            files::write_atomic(path, r.text.as_bytes(), NewFileMode::Public)?;
+            let env = plan
+                .target
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            eprintln!(
+                "{}: re-sealed {} value(s) in {} object(s) for {env}",
+                path.display(),
+                r.values,
+                r.objects.len()
+            );
+        }
+    }
+    out.flush()?;
+    if results.is_empty() {
+        eprintln!("gitseal: nothing to re-seal");
+    }
+    Ok(ExitCode::SUCCESS)
 }

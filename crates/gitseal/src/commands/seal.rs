@@ -14,6 +14,7 @@ use anyhow::bail;
 use gitseal_crypto::{Recipient, Scope};
 use gitseal_manifest::files::{self, NewFileMode};
 use gitseal_manifest::input;
+use gitseal_manifest::memory::{self, Memory, ValueCache};
 use gitseal_manifest::merge::{self, MergeOptions};
 use gitseal_manifest::output;
 use gitseal_manifest::seal::{self as sealing, Others, SealOptions};
@@ -46,6 +47,7 @@ use crate::io::{load_all_identities, read_documents, read_source_bytes, write_ou
 #[command(after_long_help = "Examples:
   gitseal seal -f apps/prod/db.yaml -o apps/prod/db.sealed.yaml    # prod's keys, by the path
   gitseal seal -r age1… -f secret.yaml -o sealed.yaml
+  gitseal seal --update -f secret.yaml -o sealed.yaml     # only changed values change
   kubectl create secret generic db --from-literal=password=s3cret --dry-run=client -o yaml \\
     | gitseal seal --env prod --namespace prod > db.sealed.yaml
   gitseal seal --merge-into db.sealed.yaml -f new-items.yaml
@@ -64,6 +66,10 @@ and -f may be left out (no recipients needed then).
 --merge-into refuses new items sealed to other keys than the object's other
 items (the object would need two keys to open); --reseal-all -i OLD_KEY
 re-seals every item to the new recipients.
+
+--update keeps the sealed value of every item whose plaintext is the one
+already sealed into -o FILE, so re-sealing an unchanged file changes no
+byte (see docs/cli.md, \"No churn\").
 
 --raw seals the exact bytes read (a trailing newline from `echo` is sealed
 too: use printf '%s'). Values over 1 MiB are refused (a Secret cannot hold
@@ -111,6 +117,13 @@ pub struct Args {
     /// keys, open them with -i OLD_KEY and seal them again to the new recipients.
     #[arg(long, requires_all = ["merge_into", "identities"])]
     pub reseal_all: bool,
+
+    /// Keep the sealed value of every item whose plaintext did not change
+    /// since it was sealed into -o FILE (recognised by a local cache of
+    /// keyed hashes, never committed); seal only the changed ones, so the
+    /// diff shows one line per changed value.
+    #[arg(long, requires = "output", conflicts_with = "raw")]
+    pub update: bool,
 
     /// With --reseal-all: identity file that opens the object's items; repeatable.
     #[arg(short, long = "identity", value_name = "FILE", requires = "reseal_all")]
@@ -197,6 +210,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return run_merge(&args, file, &target.recipients);
     }
     let docs = read_documents(&args.input.files)?;
+    // Writing a file: remember what is sealed (so a later --update keeps
+    // it); with --update, keep what is unchanged.
+    let out_file = args.output.output.as_deref();
+    let previous = match (args.update, out_file) {
+        (true, Some(path)) if path.exists() => Some(files::read_to_string(path)?),
+        _ => None,
+    };
+    let memory = out_file.and_then(|path| {
+        let existing = previous
+            .as_deref()
+            .and_then(|text| input::parse_file(text, &path.display().to_string()).ok());
+        value_cache(
+            existing.as_ref(),
+            args.input.namespace.as_deref(),
+            args.update,
+        )
+    });
     let opts = SealOptions {
         recipients: &target.recipients,
         scope: scope.unwrap_or_default(),
@@ -206,14 +236,74 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             Others::Refuse
         },
+        memory: memory.as_ref().map(|m| m as &dyn Memory),
     };
     let mut sealed = sealing::seal_documents(&docs, &opts)?;
     if !args.from_vault.is_empty() {
         merge::add_vault_items(&docs, &mut sealed, &args.from_vault)?;
     }
     let text = output::render(&sealed, args.output.format.into())?;
-    write_output(args.output.output.as_deref(), &text, NewFileMode::Public)?;
+    write_output(out_file, &text, NewFileMode::Public)?;
+    if let Some(cache) = &memory {
+        save_cache(cache);
+    }
+    if let (true, Some(path)) = (args.update, out_file) {
+        let (kept, total) = kept_values(previous.as_deref(), &text);
+        eprintln!(
+            "{}: kept {kept} unchanged sealed value(s), sealed {} new or changed",
+            path.display(),
+            total - kept
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local cache of sealed values (see `gitseal_manifest::memory`), with
+/// the values of `existing` (the file being replaced or merged into) to
+/// keep. A cache that cannot be used only costs churn: say so when it
+/// matters (`--update`), and seal anew.
+pub fn value_cache(
+    existing: Option<&input::File>,
+    namespace: Option<&str>,
+    update: bool,
+) -> Option<ValueCache> {
+    let dir = memory::default_dir()?;
+    match ValueCache::open(&dir) {
+        Ok(cache) => Some(
+            cache.with_existing(
+                existing
+                    .map(|f| memory::existing_values(f, namespace))
+                    .unwrap_or_default(),
+            ),
+        ),
+        Err(e) => {
+            if update {
+                eprintln!("warning: cannot use the cache of sealed values ({e}); sealing every value anew");
+            }
+            None
+        }
+    }
+}
+
+/// Saves the cache; a failure only means more churn next time.
+pub fn save_cache(cache: &ValueCache) {
+    if let Err(e) = cache.save() {
+        eprintln!("warning: cannot update the cache of sealed values ({e})");
+    }
+}
+
+/// How many sealed values of `new` were already in `old`, and how many `new` has.
+fn kept_values(old: Option<&str>, new: &str) -> (usize, usize) {
+    let values = |text: &str| -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .filter(|w| gitseal_crypto::is_sealed(w))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = old.map(values).unwrap_or_default();
+    let after = values(new);
+    let kept = after.iter().filter(|v| before.contains(v)).count();
+    (kept, after.len())
 }
 
 fn run_raw(args: &Args, recipients: &[Recipient], scope: Scope) -> anyhow::Result<ExitCode> {
@@ -267,11 +357,13 @@ fn run_merge(args: &Args, file: &Path, recipients: &[Recipient]) -> anyhow::Resu
     let parsed = input::parse_file(&text, &file.display().to_string())?;
     let secrets = read_documents(&args.input.files)?;
     let identities = load_all_identities(&args.identities)?;
+    let memory = value_cache(Some(&parsed), args.input.namespace.as_deref(), false);
     let opts = MergeOptions {
         recipients,
         scope: args.scope.map(Scope::from),
         namespace: args.input.namespace.as_deref(),
         reseal_with: args.reseal_all.then_some(identities.as_slice()),
+        memory: memory.as_ref().map(|m| m as &dyn Memory),
     };
     let mut merged = merge::merge_into(&parsed, &secrets, &opts)?;
     if !args.from_vault.is_empty() {
@@ -281,6 +373,9 @@ fn run_merge(args: &Args, file: &Path, recipients: &[Recipient]) -> anyhow::Resu
         merged.changes.append(&mut vault.changes);
     }
     files::write_atomic(file, merged.text.as_bytes(), NewFileMode::Public)?;
+    if let Some(cache) = &memory {
+        save_cache(cache);
+    }
     for change in &merged.changes {
         eprintln!("{}: {change}", file.display());
     }

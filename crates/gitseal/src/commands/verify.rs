@@ -117,11 +117,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut ignore: Vec<String> = Vec::new();
     let mut known_keys = None;
+    let mut lifecycle = None;
     if let Some(path) = &keyring_path {
         let keyring = gitseal_manifest::keyring::Keyring::load(path)
             .with_context(|| format!("cannot use keyring {}", path.display()))?;
         known_keys = Some(keyring.key_ids().into_iter().collect::<BTreeSet<_>>());
         ignore.extend(keyring.verify_ignore().iter().cloned());
+        lifecycle = Some(crate::lifecycle::of(&keyring, root.as_deref())?);
     }
     ignore.extend(args.exclude.iter().cloned());
     let filter = PathFilter::new(&ignore, root.as_deref())?;
@@ -136,6 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         filter,
         max_file_size: args.max_file_size,
         threads: args.threads.unwrap_or(0),
+        lifecycle,
     })?;
 
     let progress = Arc::new(Progress::default());

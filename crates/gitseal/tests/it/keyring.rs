@@ -295,6 +295,7 @@ fn merge_into_refuses_other_recipients_unless_resealing_all() {
     env.write("db.sealed.yaml", &file);
     env.write(
         "more.yaml",
+        // gitseal:allow a made-up test value
         "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {token: s3cr3t-T0KEN}\n",
     );
 

@@ -2,11 +2,13 @@
 //! its output, files, exit codes, and that no error shows a plaintext.
 
 mod closed_stdout;
+mod edit;
 mod exec;
 mod from_vault;
 mod keyring;
 mod keys;
 mod keys_remote;
+mod lifecycle;
 mod migrate;
 mod real_cluster;
 mod seal_unseal;
