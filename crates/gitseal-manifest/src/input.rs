@@ -134,16 +134,21 @@ pub fn documents(file: &File) -> Result<Vec<Document>, Error> {
             line: Some(doc.line),
             list_item: None,
         };
-        let Value::Mapping(map) = &doc.value else {
-            return Err(Error::invalid(
-                &at,
-                format!(
-                    "is {}, expected a Kubernetes object (a mapping with apiVersion and kind)",
-                    kind_of(&doc.value)
-                ),
-            ));
+        // A `kind: List`, or a bare array of objects (`jq -s` prints one).
+        let items = match &doc.value {
+            Value::Mapping(map) => list_items(map),
+            Value::Sequence(items) if !items.is_empty() => Some(items),
+            _ => {
+                return Err(Error::invalid(
+                    &at,
+                    format!(
+                        "is {}, expected a Kubernetes object (a mapping with apiVersion and kind)",
+                        kind_of(&doc.value)
+                    ),
+                ))
+            }
         };
-        if let Some(items) = list_items(map) {
+        if let Some(items) = items {
             for (i, item) in items.iter().enumerate() {
                 let at = Location {
                     list_item: Some(i),
@@ -404,6 +409,16 @@ mod tests {
             "t.json, document 1, List item 2 (line 1)"
         );
         assert_eq!(docs[2].at.to_string(), "t.json, document 2 (line 2)");
+    }
+
+    #[test]
+    fn a_json_array_of_objects_is_a_list() {
+        let docs = parse(r#"[{"kind":"A"},{"kind":"B"}]"#, "jq.json").expect("parses");
+        let kinds: Vec<_> = docs.iter().map(|d| d.kind().unwrap_or_default()).collect();
+        assert_eq!(kinds, ["A", "B"]);
+        let err = parse("[1]", "t.json").expect_err("not objects");
+        assert!(err.to_string().contains("List item 1"), "{err}");
+        assert!(parse("[]", "t.json").is_err());
     }
 
     #[test]

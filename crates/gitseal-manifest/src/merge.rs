@@ -104,9 +104,10 @@ pub fn object_mut<'a>(
     at: &Location,
 ) -> Option<&'a mut Mapping> {
     let value = &mut docs.get_mut(at.document)?.value;
-    let value = match at.list_item {
-        Some(i) => value.get_mut("items")?.as_sequence_mut()?.get_mut(i)?,
-        None => value,
+    let value = match (at.list_item, value) {
+        (Some(i), Value::Sequence(items)) => items.get_mut(i)?,
+        (Some(i), value) => value.get_mut("items")?.as_sequence_mut()?.get_mut(i)?,
+        (None, value) => value,
     };
     value.as_mapping_mut()
 }

@@ -97,21 +97,25 @@ pub fn write_output(output: Option<&Path>, text: &str, mode: NewFileMode) -> any
 }
 
 /// Reads the identities of an identity file ('-' for stdin). Errors name the
-/// file and line, never the content.
+/// file and line, never the content. An age-encrypted file (a
+/// passphrase-protected identity) is recognised and explained.
 pub fn load_identities(path: &Path) -> anyhow::Result<Vec<Identity>> {
-    let (origin, text) = read_source(path)?;
-    let text = secrecy::SecretString::from(text);
-    let text = secrecy::ExposeSecret::expose_secret(&text);
-    if text.trim_start().starts_with("age-encryption.org/")
-        || text
-            .trim_start()
-            .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+    let (origin, bytes) = read_source_bytes(path)?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    if bytes.starts_with(b"age-encryption.org/")
+        || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
     {
         bail!(
             "{origin}: the identity file is encrypted with a passphrase (age -p); decrypt it into \
              gitseal without writing it to disk: `age -d {origin} | gitseal … -i -`"
         );
     }
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        coded(
+            Exit::Usage,
+            format!("{origin}: not UTF-8 text (an identity file is text: AGE-SECRET-KEY-1…)"),
+        )
+    })?;
     Identity::parse_file(text).with_context(|| {
         format!("{origin}: not a usable identity file (make one with `gitseal keygen -o FILE`)")
     })

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -25,8 +24,9 @@ use gitseal_manifest::Location;
 use gitseal_vault::{VaultClient, VaultConfig, VaultRef};
 use secrecy::{ExposeSecret as _, SecretSlice};
 
+use crate::args::{IdentityArgs, InputArgs};
 use crate::exit::{coded, Exit};
-use crate::io::{check_stdin_once, load_all_identities, read_documents};
+use crate::io::{check_stdin_once, read_documents};
 
 /// Run a command with the items of SealedSecrets as environment variables.
 ///
@@ -58,19 +58,11 @@ Exit codes: the command's own exit code once it runs (a signal N shows as
 command cannot be run / is not found. When gitseal fails, the command does
 not run.")]
 pub struct Args {
-    /// Identity file (age-keygen format; '-' for standard input); repeatable.
-    /// Needed when a SealedSecret has encryptedData items.
-    #[arg(short, long = "identity", value_name = "FILE")]
-    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
-    /// SealedSecret manifest ('-' for standard input); repeatable.
-    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
-
-    /// Namespace for SealedSecrets without metadata.namespace (strict and
-    /// namespace scope bind values to it).
-    #[arg(short = 'n', long, value_name = "NS")]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// Put P in front of every variable name (letters, digits and `_`).
     #[arg(long, value_name = "P", default_value = "")]
@@ -127,7 +119,13 @@ pub fn env_name(prefix: &str, key: &str) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    check_stdin_once(&args.identities, &args.files)?;
+    if args.input.files.is_empty() {
+        return Err(coded(
+            Exit::Usage,
+            "exec needs the SealedSecrets: -f FILE (repeatable; '-' for standard input)",
+        ));
+    }
+    check_stdin_once(&args.identity.identities, &args.input.files)?;
     if !args
         .prefix
         .chars()
@@ -143,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // 1. Read the manifests and plan the variables (no secrets yet).
-    let docs = read_documents(&args.files)?;
+    let docs = read_documents(&args.input.files)?;
     let mut sealed = Vec::with_capacity(docs.len());
     let mut vars: Vec<Var> = Vec::new();
     for doc in &docs {
@@ -199,10 +197,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // 2. Open the sealed items.
-    let identities = load_all_identities(&args.identities)?;
+    let identities = args.identity.load()?;
     let opts = OpenOptions {
         identities: &identities,
-        namespace: args.namespace.as_deref(),
+        namespace: args.input.namespace.as_deref(),
         others: Others::Refuse,
     };
     let mut values: BTreeMap<String, SecretSlice<u8>> = BTreeMap::new();
@@ -389,7 +387,11 @@ fn read_vault(vars: &[&Var]) -> anyhow::Result<Vec<(String, SecretSlice<u8>)>> {
                             "; set VAULT_TOKEN or log in with `vault login` / `bao login`"
                         }
                         gitseal_vault::Error::Unavailable { .. } => {
-                            "; check VAULT_ADDR and that Vault is up and unsealed"
+                            "; check VAULT_ADDR (default http://127.0.0.1:8200) and that Vault is up and unsealed"
+                        }
+                        gitseal_vault::Error::Forbidden { .. } => {
+                            "; Vault refused your own token (VAULT_TOKEN or ~/.vault-token): it needs a \
+                             policy that may read this path, not the controller's"
                         }
                         _ => "",
                     };

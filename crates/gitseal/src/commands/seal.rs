@@ -155,6 +155,18 @@ fn parse_from_vault(text: &str) -> Result<(String, VaultReference), String> {
             item.chars().take(64).collect::<String>()
         ));
     }
+    if let Some((prefix, _)) = reference.split_once(':') {
+        let version = prefix
+            .strip_prefix("kv")
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()));
+        if version.is_some_and(|v| !v.is_empty() && v != "1" && v != "2") {
+            return Err(format!(
+                "unknown KV version prefix `{prefix}:`: Vault's KV engine has versions 1 and 2, \
+                 so use kv1: or kv2: (or none, for KV v2); expected {}",
+                gitseal_vault::TEXT_FORM
+            ));
+        }
+    }
     let r: gitseal_vault::VaultRef = reference.parse().map_err(|e| format!("{e}"))?;
     Ok((item.to_string(), VaultReference::from(&r)))
 }

@@ -4,12 +4,14 @@
 mod closed_stdout;
 mod edit;
 mod exec;
+mod first_hour;
 mod from_vault;
 mod keyring;
 mod keys;
 mod keys_remote;
 mod lifecycle;
 mod migrate;
+mod readme;
 mod real_cluster;
 mod seal_unseal;
 mod support;
