@@ -137,7 +137,9 @@ pub fn documents(file: &File) -> Result<Vec<Document>, Error> {
         // A `kind: List`, or a bare array of objects (`jq -s` prints one).
         let items = match &doc.value {
             Value::Mapping(map) => list_items(map),
-            Value::Sequence(items) if !items.is_empty() => Some(items),
+            Value::Sequence(items) if !items.is_empty() && items.iter().all(Value::is_mapping) => {
+                Some(items)
+            }
             _ => {
                 return Err(Error::invalid(
                     &at,
@@ -417,7 +419,11 @@ mod tests {
         let kinds: Vec<_> = docs.iter().map(|d| d.kind().unwrap_or_default()).collect();
         assert_eq!(kinds, ["A", "B"]);
         let err = parse("[1]", "t.json").expect_err("not objects");
-        assert!(err.to_string().contains("List item 1"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is a list, expected a Kubernetes object"),
+            "{err}"
+        );
         assert!(parse("[]", "t.json").is_err());
     }
 

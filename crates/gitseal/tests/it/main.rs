@@ -1,6 +1,7 @@
 //! CLI tests: run the built `gitseal` binary as a user would, and check
 //! its output, files, exit codes, and that no error shows a plaintext.
 
+mod cases;
 mod closed_stdout;
 mod edit;
 mod exec;
