@@ -95,7 +95,8 @@ impl fmt::Display for Location {
     }
 }
 
-fn join_ids(ids: &[KeyId]) -> String {
+/// Key ids as `a, b`, or `(none)`, for messages.
+pub fn join_ids(ids: &[KeyId]) -> String {
     if ids.is_empty() {
         return "(none)".to_string();
     }

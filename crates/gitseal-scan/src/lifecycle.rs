@@ -10,11 +10,12 @@
 //! `verify` and for `reseal --all` alike ([`Lifecycle::problems`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use gitseal_crypto::{Envelope, KeyId};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use crate::allow::absolute;
 use crate::finding::{escape_control, Rule};
 use crate::rules::{line_bounds, Hit};
 use crate::Error;
@@ -102,25 +103,6 @@ impl Problem {
             ),
         }
     }
-}
-
-/// `path` absolute against `cwd` and normalised lexically.
-fn absolute(path: &Path, cwd: Option<&Path>) -> PathBuf {
-    let joined = match cwd {
-        Some(c) if !path.is_absolute() => c.join(path),
-        _ => path.to_path_buf(),
-    };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 impl Lifecycle {

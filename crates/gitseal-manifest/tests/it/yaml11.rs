@@ -4,18 +4,15 @@
 //! annotations, keyring fields. PyYAML runs through
 //! `tests/tools/yaml11.py` (installed by `scripts/pyyaml.sh`).
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use gitseal_crypto::Scope;
 use gitseal_manifest::keyring::{Environment, KeyEntry, Keyring};
 use gitseal_manifest::merge::{merge_into, MergeOptions};
 use gitseal_manifest::output::Format;
 use gitseal_manifest::{input, output};
-use serde_json::json;
 use serde_yaml::Value;
 
 use crate::support::*;
+use crate::yaml11_support::{pyyaml, typed};
 
 /// Strings YAML 1.1 readers take for booleans, nulls, numbers or dates,
 /// and strings with indicators, quotes, spaces and line breaks.
@@ -148,48 +145,6 @@ const ITEM_KEYS: &[&str] = &[
     "_",
     "ok",
 ];
-
-/// The node types of a value, as `tests/tools/yaml11.py` prints PyYAML's.
-fn typed(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Mapping(m) => {
-            json!({"map": m.iter().map(|(k, v)| json!([typed(k), typed(v)])).collect::<Vec<_>>()})
-        }
-        Value::Sequence(s) => json!({"seq": s.iter().map(typed).collect::<Vec<_>>()}),
-        Value::String(s) => json!({ "str": s }),
-        Value::Bool(b) => json!({"bool": if *b { "True" } else { "False" }}),
-        Value::Number(n) if n.is_f64() => json!({ "float": n.to_string() }),
-        Value::Number(n) => json!({ "int": n.to_string() }),
-        Value::Null => json!({"NoneType": "None"}),
-        Value::Tagged(t) => typed(&t.value),
-    }
-}
-
-/// What PyYAML reads from `text`, typed (one entry per document).
-fn pyyaml(text: &str) -> Vec<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/tools/yaml11.py");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{python} does not run ({e}); run scripts/pyyaml.sh"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "PyYAML could not read the output (run scripts/pyyaml.sh if it is missing): {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
 
 /// Asserts that PyYAML (YAML 1.1) and serde_yaml (YAML 1.2) read the same
 /// typed documents from `text`; returns serde_yaml's.

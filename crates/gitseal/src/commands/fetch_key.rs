@@ -985,7 +985,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if update.changed() {
                     eprintln!(
                         "{path}: environment {name:?} seals to key id(s) {}; the controller's active key is {} (run with --write to update)",
-                        join(&update.before),
+                        gitseal_manifest::join_ids(&update.before),
                         active.key_id()
                     );
                 } else {
@@ -1027,12 +1027,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "{path}: environment {name:?} {} {active} (key id {}); it seals to key id(s) {}",
                     if args.add { "now includes" } else { "now seals to" },
                     active.key_id(),
-                    join(&update.after)
+                    gitseal_manifest::join_ids(&update.after)
                 );
                 if !update.dropped.is_empty() {
                     eprintln!(
                         "warning: the controller no longer publishes key id(s) {}: values sealed only to them will not open; re-seal them (`gitseal verify` lists them)",
-                        join(&update.dropped)
+                        gitseal_manifest::join_ids(&update.dropped)
                     );
                 }
                 choice.keyring = updated;
@@ -1049,14 +1049,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn join(ids: &[KeyId]) -> String {
-    if ids.is_empty() {
-        return "(none)".to_string();
-    }
-    ids.iter()
-        .map(KeyId::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -17,3 +17,5 @@ mod real_cluster;
 mod seal_unseal;
 mod support;
 mod verify_kustomize;
+#[path = "../../../../tests/support/yaml11.rs"]
+mod yaml11_support;

@@ -285,48 +285,4 @@ pub fn data_item(text: &str, doc: usize, item: &str) -> Vec<u8> {
     decode(docs[doc]["data"][item].as_str().expect("data item"))
 }
 
-/// The scalars PyYAML (a YAML 1.1 reader, as kubectl's Go yaml.v2) reads
-/// from `text` as something other than a string, as `TYPE: TEXT` lines
-/// (through `tests/tools/yaml11.py`, installed by `scripts/pyyaml.sh`).
-pub fn yaml11_non_strings(text: &str) -> Vec<String> {
-    fn walk(node: &serde_json::Value, out: &mut Vec<String>) {
-        match node {
-            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            serde_json::Value::Object(o) => {
-                for (ty, inner) in o {
-                    match ty.as_str() {
-                        "map" | "seq" => walk(inner, out),
-                        "str" => {}
-                        other => out.push(format!("{other}: {inner}")),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/tools/yaml11.py");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{python} does not run ({e}); run scripts/pyyaml.sh"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "PyYAML cannot read it (run scripts/pyyaml.sh if it is missing): {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let mut found = Vec::new();
-    walk(&docs, &mut found);
-    found
-}
+pub use crate::yaml11_support::non_strings as yaml11_non_strings;
