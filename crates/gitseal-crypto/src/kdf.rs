@@ -63,11 +63,17 @@ impl Sha256 {
 
     fn finalize(mut self) -> Zeroizing<[u8; 32]> {
         let bits = self.length.wrapping_mul(8).to_be_bytes();
-        self.update(&[0x80]);
-        while self.buffered != BLOCK - 8 {
-            self.update(&[0]);
+        let mut at = self.buffered;
+        self.buffer[at] = 0x80;
+        at += 1;
+        if at > BLOCK - 8 {
+            self.buffer[at..].fill(0);
+            Sha256::compress(&mut self.state, &self.buffer);
+            at = 0;
         }
-        self.update(&bits);
+        self.buffer[at..BLOCK - 8].fill(0);
+        self.buffer[BLOCK - 8..].copy_from_slice(&bits);
+        Sha256::compress(&mut self.state, &self.buffer);
         let mut out = Zeroizing::new([0u8; 32]);
         for (chunk, word) in out.chunks_exact_mut(4).zip(self.state.iter()) {
             chunk.copy_from_slice(&word.to_be_bytes());
@@ -113,6 +119,11 @@ impl Hmac {
         for p in parts {
             inner.update(p);
         }
+        self.finish(inner)
+    }
+
+    /// The MAC from an inner hash that has absorbed the message.
+    fn finish(&self, inner: Sha256) -> Zeroizing<[u8; 32]> {
         let inner = inner.finalize();
         let mut outer = self.outer.clone();
         outer.update(&inner[..]);
@@ -135,13 +146,16 @@ pub(crate) fn expand(prk: &[u8; 32], info: &[&[u8]], out: &mut [u8]) {
     let mut previous: Option<Zeroizing<[u8; 32]>> = None;
     for (i, chunk) in out.chunks_mut(32).enumerate() {
         let counter = [u8::try_from(i + 1).unwrap_or(u8::MAX)];
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(info.len() + 2);
+        // T(i) = HMAC(PRK, T(i-1) || info || i): fed part by part, no copy.
+        let mut inner = hmac.inner.clone();
         if let Some(t) = &previous {
-            parts.push(&t[..]);
+            inner.update(&t[..]);
         }
-        parts.extend_from_slice(info);
-        parts.push(&counter);
-        let t = hmac.mac(&parts);
+        for part in info {
+            inner.update(part);
+        }
+        inner.update(&counter);
+        let t = hmac.finish(inner);
         chunk.copy_from_slice(&t[..chunk.len()]);
         previous = Some(t);
     }
