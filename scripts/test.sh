@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 echo "==> installing test dependencies (OpenBao dev server)"
 BAO_BIN="$(scripts/openbao.sh)"
 export BAO_BIN
+echo "==> installing test dependencies (PyYAML, a YAML 1.1 reader)"
+scripts/pyyaml.sh
 
 echo "==> the sealing page (web/): chromium, npm packages, bundle check, JS unit tests"
 scripts/web.sh

@@ -46,10 +46,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
-use hkdf::Hkdf;
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretSlice;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::hpke;
@@ -277,10 +275,7 @@ fn key_schedule_context() -> &'static hpke::KeyScheduleContext {
 /// directly (RFC 5869 §3.3).
 fn value_cipher(data_key: &[u8; 32]) -> ChaCha20Poly1305 {
     let mut value_key = Zeroizing::new([0u8; 32]);
-    // A 32-byte PRK is valid and 32 bytes is far below HKDF's output limit.
-    if let Ok(prk) = Hkdf::<Sha256>::from_prk(data_key) {
-        let _ = prk.expand(VALUE_KEY_INFO, &mut value_key[..]);
-    }
+    crate::kdf::expand(data_key, &[VALUE_KEY_INFO], &mut value_key[..]);
     ChaCha20Poly1305::new((&*value_key).into())
 }
 

@@ -3,21 +3,25 @@
 //!
 //! gitseal wraps each value's data key to each recipient with HPKE. Only the
 //! one suite is needed, so it is written out here on the RustCrypto
-//! primitives the `age` crate already pulls in (x25519-dalek, hkdf, sha2,
+//! primitives the `age` crate already pulls in (x25519-dalek, sha2,
 //! chacha20poly1305): one generation of them is compiled, and the code is
 //! checked against the RFC's own test vectors (`tests/data/`, run by the unit
 //! test at the bottom of this file).
 //!
 //! Every intermediate secret lives in a `Zeroizing` buffer and is wiped when
-//! dropped. Nothing here derives `Debug`.
+//! dropped, the HKDF and HMAC states included (`crate::kdf`). Nothing here
+//! derives `Debug`.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
-use hkdf::{Hkdf, HkdfExtract};
 use rand_core::{OsRng, RngCore};
-use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
+
+use crate::kdf;
+
+/// A pseudorandom key from `LabeledExtract`, wiped on drop.
+type Prk = Zeroizing<[u8; 32]>;
 
 /// `KEM` || I2OSP(0x0020, 2): DHKEM(X25519, HKDF-SHA256).
 const KEM_SUITE_ID: &[u8] = b"KEM\x00\x20";
@@ -41,31 +45,20 @@ pub const N_T: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HpkeError;
 
-fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
-    let mut extract = HkdfExtract::<Sha256>::new(Some(salt));
-    extract.input_ikm(VERSION_LABEL);
-    extract.input_ikm(suite_id);
-    extract.input_ikm(label);
-    extract.input_ikm(ikm);
-    extract.finalize().1
+fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Prk {
+    kdf::extract(salt, &[VERSION_LABEL, suite_id, label, ikm])
 }
 
 /// `LabeledExtract` returning the PRK bytes themselves (for the hashes that
-/// enter the key schedule context).
+/// enter the key schedule context; they are not secret).
 fn labeled_extract_bytes(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 32] {
-    let mut extract = HkdfExtract::<Sha256>::new(Some(salt));
-    extract.input_ikm(VERSION_LABEL);
-    extract.input_ikm(suite_id);
-    extract.input_ikm(label);
-    extract.input_ikm(ikm);
-    extract.finalize().0.into()
+    *labeled_extract(suite_id, salt, label, ikm)
 }
 
-fn labeled_expand(prk: &Hkdf<Sha256>, suite_id: &[u8], label: &[u8], info: &[u8], out: &mut [u8]) {
-    // Lengths used here are at most 32, far below 255 * Nh, so expand cannot fail.
+fn labeled_expand(prk: &Prk, suite_id: &[u8], label: &[u8], info: &[u8], out: &mut [u8]) {
+    // Lengths used here are at most 255 * 32 (checked by the callers).
     let len = u16::try_from(out.len()).unwrap_or(u16::MAX).to_be_bytes();
-    let expanded = prk.expand_multi_info(&[&len, VERSION_LABEL, suite_id, label, info], out);
-    debug_assert!(expanded.is_ok());
+    kdf::expand(prk, &[&len, VERSION_LABEL, suite_id, label, info], out);
 }
 
 /// `DeriveKeyPair(ikm)` for X25519 (RFC 9180 §7.1.3).
@@ -163,7 +156,7 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    fn from_secret(secret: &Hkdf<Sha256>, ks: &KeyScheduleContext) -> Self {
+    fn from_secret(secret: &Prk, ks: &KeyScheduleContext) -> Self {
         let mut exporter_secret = Zeroizing::new([0u8; 32]);
         labeled_expand(
             secret,
@@ -185,9 +178,13 @@ impl Exporter {
         if out.len() > 255 * 32 {
             return Err(HpkeError);
         }
-        // The exporter secret is a PRK: 32 bytes, the hash length, so this cannot fail.
-        let prk = Hkdf::<Sha256>::from_prk(&self.exporter_secret[..]).map_err(|_| HpkeError)?;
-        labeled_expand(&prk, HPKE_SUITE_ID, b"sec", exporter_context, out);
+        labeled_expand(
+            &self.exporter_secret,
+            HPKE_SUITE_ID,
+            b"sec",
+            exporter_context,
+            out,
+        );
         Ok(())
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod envelope;
 pub mod hpke;
+mod kdf;
 pub mod keys;
 
 pub use envelope::{

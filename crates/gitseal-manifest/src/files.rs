@@ -8,11 +8,23 @@ use std::path::Path;
 
 use crate::Error;
 
-fn io_error(path: &Path, source: std::io::Error) -> Error {
+fn io_error(path: &Path, cause: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
+}
+
+/// What an I/O error says, without the `(os error N)` suffix and without
+/// the temporary file's name that `tempfile` adds (`… at path "/x/.gitseal-…"`).
+pub fn reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let end = [" (os error ", " at path "]
+        .iter()
+        .filter_map(|cut| text.find(cut))
+        .min()
+        .unwrap_or(text.len());
+    text[..end].to_string()
 }
 
 /// Reads a UTF-8 text file; the error names the path.
@@ -165,7 +177,7 @@ mod tests {
         }
         let err = create_new_private(&path, b"other").expect_err("exists");
         assert!(
-            matches!(err, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
+            matches!(err, Error::Io { ref cause, .. } if cause.kind() == std::io::ErrorKind::AlreadyExists)
         );
         assert_eq!(std::fs::read(&path).expect("read"), b"secret");
     }

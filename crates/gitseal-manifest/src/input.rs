@@ -8,6 +8,7 @@
 //! document's own text too: a document passed through, or left alone by
 //! `--merge-into`, is written back byte for byte.
 
+use std::fmt;
 use std::ops::Range;
 
 use serde_yaml::Value;
@@ -24,8 +25,9 @@ pub enum Syntax {
     Json,
 }
 
-/// One top-level document of a file, as written.
-#[derive(Clone, Debug)]
+/// One top-level document of a file, as written. Holds plaintext when the
+/// file does: `Debug` shows where it is, never what it holds.
+#[derive(Clone)]
 pub struct FileDocument {
     /// 0-based index among the non-empty documents of the file.
     pub index: usize,
@@ -38,8 +40,9 @@ pub struct FileDocument {
     pub value: Value,
 }
 
-/// A whole input file, split into documents.
-#[derive(Clone, Debug)]
+/// A whole input file, split into documents. `Debug` shows its name,
+/// syntax and documents, never its text.
+#[derive(Clone)]
 pub struct File {
     /// The path, or `<stdin>`.
     pub origin: String,
@@ -52,8 +55,9 @@ pub struct File {
 }
 
 /// One Kubernetes object to work on: a top-level document, or one item of a
-/// `kind: List`.
-#[derive(Clone, Debug)]
+/// `kind: List`. Holds plaintext when it is a Secret: `Debug` shows where
+/// it is and its kind, never its content.
+#[derive(Clone)]
 pub struct Document {
     /// Where it is.
     pub at: Location,
@@ -62,6 +66,35 @@ pub struct Document {
     /// Its YAML text as written (top-level YAML documents only), so it can
     /// be passed through unchanged.
     pub raw: Option<String>,
+}
+
+impl fmt::Debug for FileDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileDocument")
+            .field("index", &self.index)
+            .field("line", &self.line)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("origin", &self.origin)
+            .field("syntax", &self.syntax)
+            .field("documents", &self.documents)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("at", &self.at)
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Document {
@@ -101,16 +134,23 @@ pub fn documents(file: &File) -> Result<Vec<Document>, Error> {
             line: Some(doc.line),
             list_item: None,
         };
-        let Value::Mapping(map) = &doc.value else {
-            return Err(Error::invalid(
-                &at,
-                format!(
-                    "is {}, expected a Kubernetes object (a mapping with apiVersion and kind)",
-                    kind_of(&doc.value)
-                ),
-            ));
+        // A `kind: List`, or a bare array of objects (`jq -s` prints one).
+        let items = match &doc.value {
+            Value::Mapping(map) => list_items(map),
+            Value::Sequence(items) if !items.is_empty() && items.iter().all(Value::is_mapping) => {
+                Some(items)
+            }
+            _ => {
+                return Err(Error::invalid(
+                    &at,
+                    format!(
+                        "is {}, expected a Kubernetes object (a mapping with apiVersion and kind)",
+                        kind_of(&doc.value)
+                    ),
+                ))
+            }
         };
-        if let Some(items) = list_items(map) {
+        if let Some(items) = items {
             for (i, item) in items.iter().enumerate() {
                 let at = Location {
                     list_item: Some(i),
@@ -371,6 +411,20 @@ mod tests {
             "t.json, document 1, List item 2 (line 1)"
         );
         assert_eq!(docs[2].at.to_string(), "t.json, document 2 (line 2)");
+    }
+
+    #[test]
+    fn a_json_array_of_objects_is_a_list() {
+        let docs = parse(r#"[{"kind":"A"},{"kind":"B"}]"#, "jq.json").expect("parses");
+        let kinds: Vec<_> = docs.iter().map(|d| d.kind().unwrap_or_default()).collect();
+        assert_eq!(kinds, ["A", "B"]);
+        let err = parse("[1]", "t.json").expect_err("not objects");
+        assert!(
+            err.to_string()
+                .contains("is a list, expected a Kubernetes object"),
+            "{err}"
+        );
+        assert!(parse("[]", "t.json").is_err());
     }
 
     #[test]

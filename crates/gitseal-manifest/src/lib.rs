@@ -35,16 +35,21 @@ use std::fmt;
 
 use gitseal_crypto::KeyId;
 
+pub mod edit;
 pub mod files;
 pub mod input;
 pub mod keyring;
+pub mod memory;
 pub mod merge;
 pub mod open;
 pub mod output;
+pub mod reseal;
 pub mod seal;
 pub mod secret;
+pub mod select;
 pub mod types;
 mod value;
+mod yaml;
 
 pub use types::{SealedSecret, SealedSecretSpec, SealedSecretStatus};
 
@@ -90,7 +95,8 @@ impl fmt::Display for Location {
     }
 }
 
-fn join_ids(ids: &[KeyId]) -> String {
+/// Key ids as `a, b`, or `(none)`, for messages.
+pub fn join_ids(ids: &[KeyId]) -> String {
     if ids.is_empty() {
         return "(none)".to_string();
     }
@@ -105,13 +111,14 @@ fn join_ids(ids: &[KeyId]) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. The message names the path
+    /// once and never a temporary file.
+    #[error("{path}: {}", files::reason(cause))]
     Io {
         /// The file.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A keyring file is not valid.
     #[error("{origin}: invalid keyring: {message}")]
@@ -121,11 +128,24 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// `--env` names no environment of the keyring.
+    /// `--env` (or a path rule) names no environment of the keyring.
     #[error("unknown environment {name:?}; the keyring has: {}", known.join(", "))]
     UnknownEnvironment {
         /// The name asked for.
         name: String,
+        /// The keyring's environments.
+        known: Vec<String>,
+    },
+    /// Nothing says which environment to use.
+    #[error(
+        "which environment? {}the keyring has several ({}) and no defaultEnvironment: pass \
+         --env NAME, or map the path to an environment under `paths:` in the keyring",
+        path.as_ref().map(|p| format!("{p} matches no path rule of the keyring, and ")).unwrap_or_default(),
+        known.join(", ")
+    )]
+    NoEnvironment {
+        /// The file's path relative to the repository root, when there is one.
+        path: Option<String>,
         /// The keyring's environments.
         known: Vec<String>,
     },
@@ -189,6 +209,26 @@ pub enum Error {
         item: String,
         /// The cause.
         source: gitseal_crypto::Error,
+    },
+    /// `--merge-into`: new items would be sealed to other keys than the
+    /// object's other items.
+    #[error(
+        "{at}: the sealed items of {object} are sealed to key id(s) {}, but the new items would be \
+         sealed to key id(s) {}: the object would need two different keys to open. Seal to the \
+         object's recipients, or re-seal its items first (`gitseal reseal`, or `seal \
+         --merge-into … --reseal-all -i OLD_KEY`)",
+        join_ids(have),
+        join_ids(want)
+    )]
+    RecipientsDiffer {
+        /// The SealedSecret.
+        at: Box<Location>,
+        /// `namespace/name`.
+        object: String,
+        /// Key ids of its items.
+        have: Vec<KeyId>,
+        /// Key ids of the new recipients.
+        want: Vec<KeyId>,
     },
     /// None of the given identities is a recipient of a sealed value.
     #[error(

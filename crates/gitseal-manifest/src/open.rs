@@ -55,13 +55,22 @@ impl<'a> OpenOptions<'a> {
     }
 }
 
-/// The result of opening documents.
-#[derive(Debug)]
+/// The result of opening documents: plaintext Secrets. `Debug` shows how
+/// many documents and the notes, never a value.
 pub struct Opened {
     /// Secret manifests (and passed-through documents), in input order.
     pub documents: Vec<OutputDocument>,
     /// Things the user should know (Vault items left out…). Never a value.
     pub notes: Vec<String>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("documents", &self.documents.len())
+            .field("notes", &self.notes)
+            .finish()
+    }
 }
 
 /// Reads a SealedSecret document by hand (so no error repeats a value).

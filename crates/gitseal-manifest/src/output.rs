@@ -21,13 +21,22 @@ pub enum Format {
     Json,
 }
 
-/// One document to write.
-#[derive(Clone, Debug, PartialEq)]
+/// One document to write. Holds plaintext when it is an opened Secret:
+/// `Debug` shows its kind, never its content.
+#[derive(Clone, PartialEq)]
 pub struct OutputDocument {
     /// The object.
     pub value: Value,
     /// Its original YAML text, written as is in YAML output.
     pub raw: Option<String>,
+}
+
+impl std::fmt::Debug for OutputDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputDocument")
+            .field("kind", &self.value.get("kind").and_then(Value::as_str))
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutputDocument {
@@ -106,9 +115,11 @@ pub fn render(docs: &[OutputDocument], format: Format) -> Result<String, Error> 
     }
 }
 
-/// One value as YAML.
+/// One value as YAML that YAML 1.1 and 1.2 readers (kubectl, Go yaml.v2
+/// and v3, PyYAML, serde_yaml) read back the same: strings such as `on`,
+/// `y`, `0o17` or `1:20` are quoted (see the `yaml` module).
 pub fn yaml(value: &Value) -> Result<String, Error> {
-    serde_yaml::to_string(value).map_err(|e| Error::Output(e.to_string()))
+    crate::yaml::to_string(value)
 }
 
 /// A copy of `value` that JSON can hold: mapping keys that are numbers,
@@ -145,13 +156,23 @@ fn json_safe(value: &Value) -> Result<Value, Error> {
 }
 
 /// One value as pretty JSON, with a final newline. YAML tags are dropped
-/// (JSON has none); mapping keys as `json_safe` says.
+/// (JSON has none); mapping keys as `json_safe` says. Characters that YAML
+/// 1.1 reads as line breaks or refuses (U+0085, U+2028, U+2029, DEL and the
+/// C1 controls, U+FEFF) are written as `\uXXXX` escapes, so the JSON also
+/// reads back the same as YAML.
 pub fn json(value: &Value) -> Result<String, Error> {
     let value = json_safe(value)?;
-    let mut text =
-        serde_json::to_string_pretty(&value).map_err(|e| Error::Output(e.to_string()))?;
-    text.push('\n');
-    Ok(text)
+    let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Output(e.to_string()))?;
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if crate::yaml::needs_escape(c) && u32::from(c) >= 0x20 {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    Ok(out)
 }
 
 #[cfg(test)]

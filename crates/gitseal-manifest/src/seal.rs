@@ -7,13 +7,14 @@
 //! are dropped. Strict and namespace scope need a namespace: the manifest's
 //! `metadata.namespace`, or a fallback given by the caller (`--namespace`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use gitseal_crypto::{Binding, Recipient, Scope, Sealer};
+use gitseal_crypto::{Binding, KeyId, Recipient, Scope, Sealer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use secrecy::ExposeSecret;
 
 use crate::input::Document;
+use crate::memory::Memory;
 use crate::output::OutputDocument;
 use crate::secret::PlainSecret;
 use crate::types::{SealedSecret, SealedSecretSpec, SecretTemplate, TemplateMetadata};
@@ -31,7 +32,7 @@ pub enum Others {
 }
 
 /// How to seal.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SealOptions<'a> {
     /// Every value is sealed to all of these.
     pub recipients: &'a [Recipient],
@@ -41,6 +42,21 @@ pub struct SealOptions<'a> {
     pub namespace: Option<&'a str>,
     /// What to do with documents that are not Secrets.
     pub others: Others,
+    /// Existing sealed values to keep when their plaintext did not change
+    /// (`seal --update`), and where to remember what was sealed.
+    pub memory: Option<&'a dyn Memory>,
+}
+
+impl std::fmt::Debug for SealOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealOptions")
+            .field("recipients", &self.recipients)
+            .field("scope", &self.scope)
+            .field("namespace", &self.namespace)
+            .field("others", &self.others)
+            .field("memory", &self.memory.is_some())
+            .finish()
+    }
 }
 
 impl<'a> SealOptions<'a> {
@@ -51,6 +67,7 @@ impl<'a> SealOptions<'a> {
             scope: Scope::Strict,
             namespace: None,
             others: Others::Refuse,
+            memory: None,
         }
     }
 }
@@ -149,6 +166,7 @@ pub fn seal_secret(
         opts.scope,
         opts.recipients,
         at,
+        opts.memory,
     )?;
 
     let metadata =
@@ -179,9 +197,14 @@ pub fn seal_secret(
     })
 }
 
+/// The most a Secret holds, all items together (Kubernetes refuses more).
+pub const MAX_SECRET_BYTES: usize = 1 << 20;
+
 /// Seals every item of `secret` for `namespace`/`name`, with one
 /// [`Sealer`]: one HPKE encapsulation per recipient for the whole object,
-/// a fresh data key and a binding-specific wrapping key per item.
+/// a fresh data key and a binding-specific wrapping key per item. With a
+/// `memory`, an item whose existing sealed value holds the same plaintext
+/// keeps it (no churn), and every sealed value is remembered.
 pub(crate) fn seal_items(
     secret: &PlainSecret,
     name: &str,
@@ -189,27 +212,48 @@ pub(crate) fn seal_items(
     scope: Scope,
     recipients: &[Recipient],
     at: &Location,
+    memory: Option<&dyn Memory>,
 ) -> Result<BTreeMap<String, String>, Error> {
-    let mut items = secret.items.iter();
-    let Some(first) = items.next() else {
-        return Ok(BTreeMap::new());
-    };
+    let total: usize = secret.items.values().map(|v| v.expose_secret().len()).sum();
+    if total > MAX_SECRET_BYTES {
+        return Err(Error::invalid(
+            at,
+            format!(
+                "the items hold {total} bytes together, more than a Secret can hold (1 MiB); \
+                 keep large files elsewhere (a volume, an object store) and seal a reference"
+            ),
+        ));
+    }
     let error = |key: &str, source| Error::Seal {
         at: Box::new(at.clone()),
         item: key.to_string(),
         source,
     };
-    let mut sealer = Sealer::new(recipients).map_err(|e| error(first.0, e))?;
-    std::iter::once(first)
-        .chain(items)
-        .map(|(key, value)| {
-            let binding = Binding::new(scope, namespace.unwrap_or_default(), name, key);
-            sealer
-                .seal(value.expose_secret(), &binding)
-                .map(|envelope| (key.clone(), envelope.to_string()))
-                .map_err(|e| error(key, e))
-        })
-        .collect()
+    let ids: BTreeSet<KeyId> = recipients.iter().map(Recipient::key_id).collect();
+    let ns = namespace.unwrap_or_default();
+    let mut sealer: Option<Sealer> = None;
+    let mut out = BTreeMap::new();
+    for (key, value) in &secret.items {
+        let binding = Binding::new(scope, ns, name, key);
+        let plain = value.expose_secret();
+        if let Some(kept) = memory.and_then(|m| m.recall((ns, name, key), &binding, &ids, plain)) {
+            out.insert(key.clone(), kept);
+            continue;
+        }
+        let sealer = match &mut sealer {
+            Some(s) => s,
+            None => sealer.insert(Sealer::new(recipients).map_err(|e| error(key, e))?),
+        };
+        let sealed = sealer
+            .seal(plain, &binding)
+            .map_err(|e| error(key, e))?
+            .to_string();
+        if let Some(m) = memory {
+            m.remember(&binding, plain, &sealed);
+        }
+        out.insert(key.clone(), sealed);
+    }
+    Ok(out)
 }
 
 /// Seals one value (`gitseal seal --raw`): returns the `gs1:` text.
@@ -247,6 +291,12 @@ pub fn seal_raw(
         (_, n) => n.unwrap_or_default(),
     };
     value::check_item_key(key).map_err(Error::Argument)?;
+    if value.len() > MAX_SECRET_BYTES {
+        return Err(Error::Argument(format!(
+            "the value is {} bytes, more than a Secret can hold (1 MiB)",
+            value.len()
+        )));
+    }
     let binding = Binding::new(scope, namespace, name, key);
     gitseal_crypto::seal(value, recipients, &binding)
         .map(|e| e.to_string())

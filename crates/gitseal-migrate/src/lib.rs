@@ -292,6 +292,7 @@ pub fn convert(
         scope,
         namespace: None,
         others: Others::Refuse,
+        memory: None,
     };
     let mut sealed = seal::seal_secret(&plain, &doc.at, &seal_opts)
         .map_err(|e| refuse(Refusal::Seal(e.to_string())))?;

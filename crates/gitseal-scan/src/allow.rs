@@ -120,7 +120,7 @@ impl PathFilter {
 }
 
 /// Lexically absolute, normalised path (no `.`/`..`, no symlink lookups).
-fn absolute(path: &Path, cwd: Option<&Path>) -> PathBuf {
+pub(crate) fn absolute(path: &Path, cwd: Option<&Path>) -> PathBuf {
     let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -18,6 +18,9 @@ pub enum Rule {
     SealedValueInvalid,
     SealedUnknownKey,
     SealedBindingMismatch,
+    SealedRetiredKey,
+    SealedMissingRecipient,
+    SealedWrongEnvironment,
     GcpServiceAccountKey,
     AwsAccessKeyId,
     AwsSecretAccessKey,
@@ -47,6 +50,9 @@ impl Rule {
         Rule::SealedValueInvalid,
         Rule::SealedUnknownKey,
         Rule::SealedBindingMismatch,
+        Rule::SealedRetiredKey,
+        Rule::SealedMissingRecipient,
+        Rule::SealedWrongEnvironment,
         Rule::GcpServiceAccountKey,
         Rule::AwsAccessKeyId,
         Rule::AwsSecretAccessKey,
@@ -76,6 +82,9 @@ impl Rule {
             Rule::SealedValueInvalid => "sealed-value-invalid",
             Rule::SealedUnknownKey => "sealed-unknown-key",
             Rule::SealedBindingMismatch => "sealed-binding-mismatch",
+            Rule::SealedRetiredKey => "sealed-retired-key",
+            Rule::SealedMissingRecipient => "sealed-missing-recipient",
+            Rule::SealedWrongEnvironment => "sealed-wrong-environment",
             Rule::GcpServiceAccountKey => "gcp-service-account-key",
             Rule::AwsAccessKeyId => "aws-access-key-id",
             Rule::AwsSecretAccessKey => "aws-secret-access-key",
@@ -113,6 +122,13 @@ impl Rule {
             }
             Rule::SealedBindingMismatch => {
                 "SealedSecret value whose binding does not match where it sits"
+            }
+            Rule::SealedRetiredKey => "SealedSecret value sealed to a key the keyring retires",
+            Rule::SealedMissingRecipient => {
+                "SealedSecret value not sealed to a recipient its environment requires"
+            }
+            Rule::SealedWrongEnvironment => {
+                "SealedSecret value sealed for another environment than its path maps to"
             }
             Rule::GcpServiceAccountKey => "Google Cloud service account key file",
             Rule::AwsAccessKeyId => "AWS access key id",
@@ -155,6 +171,9 @@ impl Rule {
             }
             Rule::SealedBindingMismatch => {
                 "a sealed value cannot be moved: seal it again for this namespace, name and item key"
+            }
+            Rule::SealedRetiredKey | Rule::SealedMissingRecipient | Rule::SealedWrongEnvironment => {
+                "re-seal it for its environment: `gitseal reseal --all -i KEY` (with --dry-run to list the files first)"
             }
             Rule::PrivateKey | Rule::OpensshPrivateKey => {
                 "remove the key from the repository, rotate it, and seal it with `gitseal seal` if it must be deployed"

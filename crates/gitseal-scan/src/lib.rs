@@ -30,6 +30,7 @@ pub mod finding;
 pub mod git;
 mod kube;
 mod kustomize;
+pub mod lifecycle;
 pub mod report;
 mod rules;
 pub mod walk;
@@ -37,6 +38,7 @@ pub mod walk;
 pub use allow::{Baseline, PathFilter};
 pub use finding::{Finding, Rule};
 pub use gitseal_crypto::KeyId;
+pub use lifecycle::Lifecycle;
 
 use rules::{Hit, Patterns};
 use std::collections::BTreeSet;
@@ -114,6 +116,9 @@ pub struct Config {
     pub max_file_size: u64,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Key lifecycle checks from the keyring (retired keys, required
+    /// recipients, environments by path); `None` skips them.
+    pub lifecycle: Option<Lifecycle>,
 }
 
 impl Default for Config {
@@ -123,6 +128,7 @@ impl Default for Config {
             filter: PathFilter::default(),
             max_file_size: 10 * 1024 * 1024,
             threads: 0,
+            lifecycle: None,
         }
     }
 }
@@ -233,6 +239,9 @@ impl Scanner {
             if kustomize::is_kustomization(path) {
                 res.refs = refs;
             }
+            if let Some(lifecycle) = &self.config.lifecycle {
+                lifecycle.scan(path, added.is_some(), data, &mut hits);
+            }
         }
         if hits.is_empty() {
             return res;
@@ -304,6 +313,9 @@ pub(crate) fn structural(r: Rule) -> bool {
             | Rule::SealedValueInvalid
             | Rule::SealedUnknownKey
             | Rule::SealedBindingMismatch
+            | Rule::SealedRetiredKey
+            | Rule::SealedMissingRecipient
+            | Rule::SealedWrongEnvironment
     )
 }
 

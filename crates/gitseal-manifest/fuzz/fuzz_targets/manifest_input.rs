@@ -100,6 +100,8 @@ fuzz_target!(|data: &[u8]| {
         recipients,
         scope: None,
         namespace: Some("fuzz"),
+        reseal_with: None,
+        memory: None,
     };
     if let Ok(merged) = merge_into(&file, &add, &mopts) {
         let again = input::parse_file(&merged.text, "merged").expect("merged output parses");

@@ -416,3 +416,39 @@ fn bad_sealed_secret_documents() {
     .to_string();
     assert!(msg.contains("spec.vaultData is not valid"), "{msg}");
 }
+
+#[test]
+fn debug_of_plaintext_holding_types_shows_no_plaintext() {
+    use gitseal_manifest::open::{self, OpenOptions};
+    use gitseal_manifest::output;
+    let key = key();
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2-DEBUG}\ndata: {b64: aHVudGVyMi1CQVNFNjQ=}\n";
+    let file = gitseal_manifest::input::parse_file(text, "secret.yaml").expect("parses");
+    let docs = gitseal_manifest::input::documents(&file).expect("documents");
+    let out = docs
+        .iter()
+        .map(output::OutputDocument::from_input)
+        .collect::<Vec<_>>();
+    let sealed = seal_strict(text, &key).expect("seals");
+    let sealed_docs = gitseal_manifest::input::parse(&sealed, "sealed.yaml").expect("parses");
+    let opened = open::open_documents(
+        &sealed_docs,
+        &OpenOptions::new(std::slice::from_ref(&key.identity)),
+    )
+    .expect("opens");
+    for shown in [
+        format!("{file:?}"),
+        format!("{:?}", file.documents),
+        format!("{docs:?}"),
+        format!("{out:?}"),
+        format!("{opened:?}"),
+        format!("{:?}", opened.documents),
+    ] {
+        for secret in ["hunter2", "aHVudGVyMi1CQVNFNjQ", "aHVudGVyMi1ERUJVRw"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+    // They still say what they are.
+    assert!(format!("{docs:?}").contains("secret.yaml"));
+    assert!(format!("{out:?}").contains("Secret"));
+}

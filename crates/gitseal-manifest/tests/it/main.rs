@@ -6,3 +6,6 @@ mod merge;
 mod props;
 mod roundtrip;
 mod support;
+mod yaml11;
+#[path = "../../../../tests/support/yaml11.rs"]
+mod yaml11_support;

@@ -33,6 +33,8 @@ fn merge(
             recipients: &key.recipients,
             scope,
             namespace: None,
+            reseal_with: None,
+            memory: None,
         },
     )
 }

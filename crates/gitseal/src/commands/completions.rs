@@ -1,5 +1,6 @@
 //! `gitseal completions SHELL`: shell completion scripts.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Print a shell completion script to stdout.
@@ -13,6 +14,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args, mut cmd: clap::Command) -> anyhow::Result<ExitCode> {
-    clap_complete::generate(args.shell, &mut cmd, "gitseal", &mut std::io::stdout());
+    // Generated into memory first: clap_complete panics when its writer
+    // fails, and a closed standard output (`| head -1`) is not an error.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "gitseal", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -25,9 +24,9 @@ use gitseal_manifest::Location;
 use gitseal_vault::{VaultClient, VaultConfig, VaultRef};
 use secrecy::{ExposeSecret as _, SecretSlice};
 
-use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{check_stdin_once, read_documents};
+use crate::args::{IdentityArgs, InputArgs};
 use crate::exit::{coded, Exit};
+use crate::io::{check_stdin_once, read_documents};
 
 /// Run a command with the items of SealedSecrets as environment variables.
 ///
@@ -38,13 +37,20 @@ use crate::exit::{coded, Exit};
 /// replacing every character other than A-Z and 0-9 with `_` (a leading
 /// digit gets a `_` in front), after the --prefix: `db-password` →
 /// `DB_PASSWORD`, `tls.crt` → `TLS_CRT`. Two items with the same name are
-/// an error. Variables already in the environment are overridden.
+/// an error.
+///
+/// An item may not set a variable that is already set in the environment,
+/// nor one that changes how programs run (PATH, LD_*, DYLD_*, BASH_ENV,
+/// ENV, *_PROXY, NODE_OPTIONS and the like), unless you name it with
+/// --allow-override NAME: whoever can write the SealedSecret must not be
+/// able to take over the command.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
   gitseal exec -i key.txt -f db.sealed.yaml -- ./manage.py migrate
   gitseal exec -i key.txt -f app.sealed.yaml -f db.sealed.yaml --prefix APP_ -- env
   VAULT_ADDR=https://vault:8200 gitseal exec -f vault-only.sealed.yaml -- make test
   gitseal exec -f app.sealed.yaml --dry-run        # names only; opens nothing
+  gitseal exec -i key.txt -f app.sealed.yaml --allow-override HOME -- ./run
 
 Exit codes: the command's own exit code once it runs (a signal N shows as
 128+N in a shell); before that 2 bad usage or input (also a name collision),
@@ -52,19 +58,11 @@ Exit codes: the command's own exit code once it runs (a signal N shows as
 command cannot be run / is not found. When gitseal fails, the command does
 not run.")]
 pub struct Args {
-    /// Identity file (age-keygen format; '-' for standard input); repeatable.
-    /// Needed when a SealedSecret has encryptedData items.
-    #[arg(short, long = "identity", value_name = "FILE")]
-    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
-    /// SealedSecret manifest ('-' for standard input); repeatable.
-    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
-
-    /// Namespace for SealedSecrets without metadata.namespace (strict and
-    /// namespace scope bind values to it).
-    #[arg(short = 'n', long, value_name = "NS")]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// Put P in front of every variable name (letters, digits and `_`).
     #[arg(long, value_name = "P", default_value = "")]
@@ -74,6 +72,11 @@ pub struct Args {
     /// contacts no Vault, runs nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Let an item set variable NAME although it is already set or changes
+    /// how programs run (PATH, LD_PRELOAD…); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub allow_override: Vec<String>,
 
     /// The command and its arguments (after `--`).
     #[arg(
@@ -116,7 +119,13 @@ pub fn env_name(prefix: &str, key: &str) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    check_stdin_once(&args.identities, &args.files)?;
+    if args.input.files.is_empty() {
+        return Err(coded(
+            Exit::Usage,
+            "exec needs the SealedSecrets: -f FILE (repeatable; '-' for standard input)",
+        ));
+    }
+    check_stdin_once(&args.identity.identities, &args.input.files)?;
     if !args
         .prefix
         .chars()
@@ -132,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // 1. Read the manifests and plan the variables (no secrets yet).
-    let docs = read_documents(&args.files)?;
+    let docs = read_documents(&args.input.files)?;
     let mut sealed = Vec::with_capacity(docs.len());
     let mut vars: Vec<Var> = Vec::new();
     for doc in &docs {
@@ -175,6 +184,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ));
         }
     }
+    check_overrides(&vars, &args.allow_override, |name| {
+        std::env::var_os(name).is_some()
+    })?;
     if args.dry_run {
         let mut out = std::io::stdout().lock();
         for name in seen.keys() {
@@ -185,13 +197,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // 2. Open the sealed items.
-    let mut identities = Vec::new();
-    for path in &args.identities {
-        identities.extend(load_identities(path)?);
-    }
+    let identities = args.identity.load()?;
     let opts = OpenOptions {
         identities: &identities,
-        namespace: args.namespace.as_deref(),
+        namespace: args.input.namespace.as_deref(),
         others: Others::Refuse,
     };
     let mut values: BTreeMap<String, SecretSlice<u8>> = BTreeMap::new();
@@ -262,6 +271,75 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     exec(&args.command, env)
 }
 
+/// Whether a variable changes how programs (the dynamic loader, shells,
+/// interpreters, HTTP clients) run, so that setting it runs someone else's
+/// code or sends traffic elsewhere.
+pub fn controls_execution(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH",
+        "ENV",
+        "BASH_ENV",
+        "IFS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "GCONV_PATH",
+        "GIT_SSH_COMMAND",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ];
+    let upper = name.to_ascii_uppercase();
+    NAMES.contains(&upper.as_str())
+        || upper.starts_with("LD_")
+        || upper.starts_with("DYLD_")
+        || upper.ends_with("_PROXY")
+}
+
+/// Refuses variables that would override one already set (`is_set`) or
+/// change how programs run, unless named in `allowed`.
+fn check_overrides(
+    vars: &[Var],
+    allowed: &[String],
+    is_set: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    for v in vars {
+        if allowed.iter().any(|a| a == &v.name) {
+            continue;
+        }
+        let why = if controls_execution(&v.name) {
+            "which changes how programs run"
+        } else if is_set(&v.name) {
+            "which is already set in this environment"
+        } else {
+            continue;
+        };
+        return Err(coded(
+            Exit::Usage,
+            format!(
+                "{}, item {:?} would set {}, {why}; refusing (whoever writes the SealedSecret \
+                 would control the command). Rename the item, use --prefix, or pass \
+                 --allow-override {} if you mean it",
+                v.at, v.item, v.name, v.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(unix)]
 fn os_string(bytes: &[u8], _at: &Location, _item: &str) -> anyhow::Result<OsString> {
     use std::os::unix::ffi::OsStringExt as _;
@@ -309,7 +387,11 @@ fn read_vault(vars: &[&Var]) -> anyhow::Result<Vec<(String, SecretSlice<u8>)>> {
                             "; set VAULT_TOKEN or log in with `vault login` / `bao login`"
                         }
                         gitseal_vault::Error::Unavailable { .. } => {
-                            "; check VAULT_ADDR and that Vault is up and unsealed"
+                            "; check VAULT_ADDR (default http://127.0.0.1:8200) and that Vault is up and unsealed"
+                        }
+                        gitseal_vault::Error::Forbidden { .. } => {
+                            "; Vault refused your own token (VAULT_TOKEN or ~/.vault-token): it needs a \
+                             policy that may read this path, not the controller's"
                         }
                         _ => "",
                     };

@@ -15,23 +15,33 @@
 //! against the recipient, so a garbled or tampered list is refused instead
 //! of being written into the keyring; on any failure the keyring is not
 //! touched.
+//!
+//! Trust: `--env NAME` reads where to fetch from the keyring's `controller:`
+//! block, and a kube context other than the environment's is refused;
+//! plain `http://` is refused except to loopback (`--insecure-http`
+//! overrides); `--write` replaces only the keys this controller published
+//! before (`gitseal_manifest::keyring::Keyring::apply_published`), and a
+//! changed active key is written only after the user accepts its key id
+//! (`--accept-new-key KEYID`, or yes at a prompt).
 #![allow(clippy::print_stderr)]
 
-use std::io::Write as _;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use gitseal_crypto::Recipient;
-use gitseal_manifest::files::{self, NewFileMode};
-use gitseal_manifest::keyring::{Environment, Keyring};
+use gitseal_crypto::{KeyId, Recipient};
+use gitseal_manifest::keyring::{
+    self, ControllerEndpoint, KeyUpdate, Keyring, Published, UpdateMode, DEFAULT_PATH,
+};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
 use serde_yaml::Value;
 
-use crate::commands::seal::read_source;
 use crate::exit::{coded, Exit};
+use crate::io::read_source;
 
 /// Largest response body read from a controller or the API server.
 const MAX_RESPONSE: usize = 1 << 20;
@@ -44,7 +54,8 @@ const DEFAULT_CONFIGMAP: &str = "gitseal-public-keys";
 
 /// Fetch a controller's public key(s); print them or write them into a keyring.
 ///
-/// Sources (give one):
+/// Sources (give one, or --env NAME to use that environment's `controller:`
+/// block in the keyring):
 ///
 /// --kube: GET /v1/keys through the Kubernetes API server's service proxy
 /// (/api/v1/namespaces/NS/services/SERVICE:PORT/proxy/v1/keys) with your
@@ -54,43 +65,51 @@ const DEFAULT_CONFIGMAP: &str = "gitseal-public-keys";
 /// --configmap [NAME]: the `gitseal-public-keys` ConfigMap read from the
 /// Kubernetes API with your kubeconfig (`keys.json` and `active` entries).
 ///
-/// --url URL: an HTTP GET of URL/v1/keys on the controller (http:// or
-/// https://; e.g. after `kubectl port-forward`, or an in-cluster address).
+/// --url URL: an HTTP GET of URL/v1/keys on the controller (https://, or
+/// http:// to this machine, e.g. after `kubectl port-forward`; plain http to
+/// another host needs --insecure-http).
 ///
 /// --configmap-file FILE: the ConfigMap saved with kubectl (YAML or JSON).
 ///
 /// The kubeconfig is --kubeconfig FILE, else $KUBECONFIG, else
-/// ~/.kube/config, else the in-cluster service account; --context picks a
-/// context other than the current one.
+/// ~/.kube/config, else the in-cluster service account. The context is the
+/// environment's (`controller.context`; a different --context is refused),
+/// else --context, else the current one.
 ///
 /// Every recipient is checked (a valid age1… key whose key id matches the
 /// published one); anything wrong is refused and nothing is written. Prints
 /// the active recipient (with --all: every published one, newest first), one
-/// per line. With --keyring and --write the environment's recipients are
-/// replaced by the active key (--add appends it instead); the environment or
-/// the keyring file is created when missing; other environments are kept.
+/// per line. --write puts the active key in place of the keys this
+/// controller published before, keeping the environment's other recipients
+/// (disaster recovery, break-glass); --add appends it. When the active key
+/// changed, both key ids are shown and nothing is written until you accept
+/// the new one (--accept-new-key KEYID, or yes at the prompt).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
+  gitseal fetch-key --env prod --write          # prod's controller, as the keyring's controller: block says
   gitseal fetch-key --kube
-  gitseal fetch-key --kube --context prod --keyring .gitseal/keys.yaml --env prod --write
-  gitseal fetch-key --configmap --kubeconfig ~/.kube/dr.yaml --keyring .gitseal/keys.yaml --env dr --add
+  gitseal fetch-key --kube --context prod --env prod --write
+  gitseal fetch-key --env prod --write --accept-new-key 4ad4bfc2ce5c258d
+  gitseal fetch-key --configmap --kubeconfig ~/.kube/dr.yaml --env dr --add
   kubectl -n gitseal-system port-forward svc/gitseal-controller 8080:8080 &
   gitseal fetch-key --url http://127.0.0.1:8080
   kubectl get configmap gitseal-public-keys -n gitseal-system -o yaml > cm.yaml
   gitseal fetch-key --configmap-file cm.yaml --all
 
-Note: the keyring is written back in canonical form (comments are not kept).
-Exit codes: 0 ok; 2 bad usage, an unusable kubeconfig, or invalid published
-keys (nothing written); 4 the controller or the Kubernetes API could not be
-reached or refused (401, 403 RBAC, 404 not found, 503 not ready; nothing written).")]
+The keyring is --keyring FILE, else .gitseal/keys.yaml at the repository
+root (created by --write when missing). It is written back in canonical
+form: the comment lines at its top are kept, other comments are not (use
+`note:` on keys).
+Exit codes: 0 ok; 2 bad usage, an unusable kubeconfig, invalid published
+keys, a refused source (plain http, another context) or a new key not
+accepted (nothing written); 4 the controller or the Kubernetes API could not
+be reached or refused (401, 403 RBAC, 404 not found, 503 not ready; nothing
+written).
+Documentation: https://github.com/gitseal/gitseal/blob/main/docs/cli.md#gitseal-fetch-key")]
 #[command(group(
     clap::ArgGroup::new("source")
-        .required(true)
         .args(["url", "kube", "configmap", "configmap_file"])
 ))]
-#[command(group(clap::ArgGroup::new("api").args(["kube", "configmap"])))]
-// (a group, as `requires` on a plain flag counts its default `false` as given)
-#[command(group(clap::ArgGroup::new("proxy").args(["kube"])))]
 pub struct Args {
     /// Through the Kubernetes API server's service proxy, with your kubeconfig.
     #[arg(long)]
@@ -113,55 +132,56 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub configmap_file: Option<PathBuf>,
 
-    /// Kubeconfig file for --kube/--configmap [default: $KUBECONFIG, else ~/.kube/config, else in-cluster].
-    #[arg(long, value_name = "FILE", requires = "api")]
+    /// Allow --url http:// to a host other than this machine (anyone on
+    /// the path can swap the key).
+    #[arg(long)]
+    pub insecure_http: bool,
+
+    /// Kubeconfig file for the Kubernetes API [default: $KUBECONFIG, else ~/.kube/config, else in-cluster].
+    #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Kubeconfig context for --kube/--configmap [default: the current context].
-    #[arg(long, value_name = "NAME", requires = "api")]
+    /// Kubeconfig context [default: the environment's controller.context, else the current one].
+    #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
 
-    /// Namespace the controller runs in (--kube/--configmap).
-    #[arg(
-        long,
-        value_name = "NS",
-        default_value = "gitseal-system",
-        requires = "api"
-    )]
-    pub controller_namespace: String,
+    /// Namespace the controller runs in [default: controller.namespace, else gitseal-system].
+    #[arg(long, value_name = "NS")]
+    pub controller_namespace: Option<String>,
 
-    /// The controller's Service (--kube).
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "gitseal-controller",
-        requires = "proxy"
-    )]
-    pub service: String,
+    /// The controller's Service (--kube) [default: controller.service, else gitseal-controller].
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
 
-    /// Port of the Service, by name or number (--kube).
-    #[arg(long, value_name = "PORT", default_value = "http", requires = "proxy")]
-    pub port: String,
+    /// Port of the Service, by name or number (--kube) [default: controller.port, else http].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
 
     /// Print every published key (newest first), not only the active one.
     #[arg(long, conflicts_with_all = ["write", "add"])]
     pub all: bool,
 
-    /// Keyring file to update with --write or --add (created if missing).
+    /// Keyring file [default: .gitseal/keys.yaml at the repository root].
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
 
-    /// Environment of the keyring to update [default: the keyring's defaultEnvironment].
+    /// Environment of the keyring: where to fetch from (its controller:
+    /// block) and what to update [default: the keyring's defaultEnvironment].
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
 
-    /// Replace the environment's recipients with the active key.
-    #[arg(long, requires = "keyring", conflicts_with = "add")]
+    /// Put the active key in place of the keys this controller published
+    /// before; other recipients stay.
+    #[arg(long, conflicts_with = "add")]
     pub write: bool,
 
     /// Append the active key to the environment's recipients (kept once).
-    #[arg(long, requires = "keyring")]
+    #[arg(long)]
     pub add: bool,
+
+    /// Write a changed active key without asking, if its key id is KEYID.
+    #[arg(long, value_name = "KEYID")]
+    pub accept_new_key: Option<String>,
 }
 
 /// One published key, checked.
@@ -444,8 +464,8 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
             "the kubeconfig user's exec credential plugin did not print a valid ExecCredential"
                 .to_string()
         }
-        Some(other) => chain(other),
-        None => chain(err),
+        Some(other) => crate::exit::message(other),
+        None => crate::exit::message(err),
     }
 }
 
@@ -478,22 +498,6 @@ fn config_error(err: &(dyn std::error::Error + 'static)) -> String {
         }
         _ => first,
     }
-}
-
-/// An error and its sources as one line, without repeating a source that
-/// the message above it already includes.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = e.source();
-    }
-    out
 }
 
 /// The base URI of an `http(s)://host[:port][/prefix]` URL.
@@ -555,48 +559,250 @@ fn check_name(flag: &str, value: &str, dots: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The remote source chosen on the command line, checked.
-fn target(args: &Args) -> anyhow::Result<Option<Target>> {
-    if let Some(url) = &args.url {
-        return Ok(Some(Target::Controller {
-            url: url.clone(),
-            base: parse_url(url)?,
-        }));
+/// Whether `host` (from a URL) is this machine: `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Where the keys come from, after the command line and the keyring's
+/// `controller:` block are put together.
+struct Plan {
+    /// A remote source, or `None` for `--configmap-file`.
+    target: Option<Target>,
+    /// The kubeconfig context to use (checked against the environment's).
+    context: Option<String>,
+}
+
+/// The keyring in use and the environment named.
+struct KeyringChoice {
+    path: PathBuf,
+    /// The file's text (`None`: it does not exist yet and is created).
+    text: Option<String>,
+    keyring: Keyring,
+    env: Option<String>,
+}
+
+impl KeyringChoice {
+    /// The environment's controller block, when the environment exists.
+    fn endpoint(&self) -> Option<&ControllerEndpoint> {
+        let name = self.env.as_deref()?;
+        self.keyring.environments.get(name)?.controller.as_ref()
     }
-    let namespace = args.controller_namespace.clone();
-    if args.kube {
-        check_name("--controller-namespace", &namespace, false)?;
-        check_name("--service", &args.service, false)?;
-        let numeric = args.port.parse::<u16>().is_ok_and(|p| p > 0);
-        if !numeric {
-            check_name("--port", &args.port, false)?;
+}
+
+/// The keyring: --keyring, else the repository's; `None` when neither
+/// exists and nothing is to be written.
+fn choose_keyring(args: &Args) -> anyhow::Result<Option<KeyringChoice>> {
+    let writing = args.write || args.add;
+    let path = match &args.keyring {
+        Some(p) => p.clone(),
+        None => match keyring::discover(Path::new(".")) {
+            Some(found) => found.path,
+            None if writing || args.env.is_some() => match keyring::find_root(Path::new(".")) {
+                Some(root) if writing => root.join(DEFAULT_PATH),
+                _ => bail!(
+                    "no keyring: there is no {DEFAULT_PATH} at the repository root{}; pass \
+                     --keyring FILE",
+                    if writing {
+                        " (and this is not in a git repository, so none is created)"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+            None => return Ok(None),
+        },
+    };
+    let (text, keyring) = if path.exists() {
+        let text = gitseal_manifest::files::read_to_string(&path)?;
+        let keyring = Keyring::from_yaml(&text, &path.display().to_string())?;
+        (Some(text), keyring)
+    } else if writing {
+        let keyring = Keyring {
+            version: 1,
+            ..Keyring::default()
+        };
+        (None, keyring)
+    } else {
+        bail!("--keyring {}: no such file", path.display());
+    };
+    let env = match args.env.clone() {
+        Some(n) => Some(n),
+        None => keyring.default_environment.clone().or_else(|| {
+            (keyring.environments.len() == 1)
+                .then(|| keyring.environments.keys().next().cloned())
+                .flatten()
+        }),
+    };
+    if env.is_none() && writing {
+        bail!(
+            "{}: which environment? pass --env NAME (the keyring has: {})",
+            path.display(),
+            keyring
+                .environments
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let (Some(name), false) = (&args.env, writing) {
+        if !keyring.environments.contains_key(name) {
+            return Err(gitseal_manifest::Error::UnknownEnvironment {
+                name: name.clone(),
+                known: keyring.environments.keys().cloned().collect(),
+            }
+            .into());
         }
-        return Ok(Some(Target::Proxy {
-            namespace,
-            service: args.service.clone(),
-            port: args.port.clone(),
-        }));
     }
-    if let Some(name) = &args.configmap {
+    Ok(Some(KeyringChoice {
+        path,
+        text,
+        keyring,
+        env,
+    }))
+}
+
+/// The source: the command line's, else the environment's controller block.
+fn plan(
+    args: &Args,
+    endpoint: Option<&ControllerEndpoint>,
+    env: Option<&str>,
+) -> anyhow::Result<Plan> {
+    let empty = ControllerEndpoint::default();
+    let ep = endpoint.unwrap_or(&empty);
+    // The environment's context is the only one used for it.
+    let context = match (&ep.context, &args.context) {
+        (Some(want), Some(given)) if want != given => {
+            return Err(coded(
+                Exit::Usage,
+                format!(
+                    "environment {:?} reaches its controller through kube context {want:?} (the \
+                     keyring's controller.context), but --context is {given:?}: refusing to read \
+                     another cluster's key for it. Drop --context, or fix the keyring",
+                    env.unwrap_or_default()
+                ),
+            ))
+        }
+        (Some(want), _) => Some(want.clone()),
+        (None, given) => given.clone(),
+    };
+    let namespace = args
+        .controller_namespace
+        .clone()
+        .or_else(|| ep.namespace.clone())
+        .unwrap_or_else(|| "gitseal-system".to_string());
+    let explicit = args.kube
+        || args.url.is_some()
+        || args.configmap.is_some()
+        || args.configmap_file.is_some();
+    let url = args
+        .url
+        .clone()
+        .or_else(|| (!explicit).then(|| ep.url.clone()).flatten());
+    let configmap = args.configmap.clone().or_else(|| {
+        (!explicit && url.is_none())
+            .then(|| ep.config_map.clone())
+            .flatten()
+    });
+    let kube =
+        args.kube || (!explicit && url.is_none() && configmap.is_none() && endpoint.is_some());
+    let kube_flags =
+        args.kubeconfig.is_some() || args.context.is_some() || args.controller_namespace.is_some();
+    let proxy_flags = args.service.is_some() || args.port.is_some();
+    if let Some(url) = url {
+        if kube_flags || proxy_flags || args.configmap_file.is_some() {
+            bail!("--kubeconfig, --context, --controller-namespace, --service and --port are for --kube and --configmap, not --url");
+        }
+        let base = parse_url(&url)?;
+        if base.scheme_str() == Some("http")
+            && !base.host().is_some_and(is_loopback)
+            && !args.insecure_http
+        {
+            return Err(coded(
+                Exit::Usage,
+                format!(
+                    "{}: plain http to another machine: anyone on the way can swap the key, and \
+                     everything sealed to it would open for them. Use https://, or --kube \
+                     (through the Kubernetes API, with the kubeconfig's CA), or --url \
+                     http://127.0.0.1:PORT after `kubectl port-forward`; --insecure-http \
+                     overrides",
+                    if url.contains('@') {
+                        "--url"
+                    } else {
+                        url.as_str()
+                    }
+                ),
+            ));
+        }
+        return Ok(Plan {
+            target: Some(Target::Controller { url, base }),
+            context: None,
+        });
+    }
+    if let Some(path) = &args.configmap_file {
+        if kube_flags || proxy_flags {
+            bail!("--kubeconfig, --context, --controller-namespace, --service and --port are for --kube and --configmap, not --configmap-file");
+        }
+        let _ = path;
+        return Ok(Plan {
+            target: None,
+            context: None,
+        });
+    }
+    if let Some(name) = configmap {
+        if proxy_flags {
+            bail!("--service and --port are for --kube, not --configmap");
+        }
         check_name("--controller-namespace", &namespace, false)?;
-        if [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e)) && Path::new(name).exists()
+        if [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e)) && Path::new(&name).exists()
         {
             bail!("--configmap {name}: that is a file; use --configmap-file {name}");
         }
-        check_name("--configmap", name, true)?;
-        return Ok(Some(Target::ConfigMap {
-            namespace,
-            name: name.clone(),
-        }));
+        check_name("--configmap", &name, true)?;
+        return Ok(Plan {
+            target: Some(Target::ConfigMap { namespace, name }),
+            context,
+        });
     }
-    Ok(None)
+    if kube {
+        let service = args
+            .service
+            .clone()
+            .or_else(|| ep.service.clone())
+            .unwrap_or_else(|| "gitseal-controller".to_string());
+        let port = args
+            .port
+            .clone()
+            .or_else(|| ep.port.clone())
+            .unwrap_or_else(|| "http".to_string());
+        check_name("--controller-namespace", &namespace, false)?;
+        check_name("--service", &service, false)?;
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            check_name("--port", &port, false)?;
+        }
+        return Ok(Plan {
+            target: Some(Target::Proxy {
+                namespace,
+                service,
+                port,
+            }),
+            context,
+        });
+    }
+    bail!(
+        "where from? give --kube, --configmap, --url URL or --configmap-file FILE, or --env NAME \
+         with a controller: block for that environment in the keyring (see keys.example)"
+    )
 }
 
 /// The client configuration from the kubeconfig (or the in-cluster service account).
-async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
+async fn kube_config(args: &Args, context: Option<&str>) -> anyhow::Result<kube::Config> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.map(str::to_string),
         ..KubeConfigOptions::default()
     };
     if let Some(path) = &args.kubeconfig {
@@ -607,7 +813,7 @@ async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
             .await
             .map_err(|e| anyhow!("--kubeconfig {shown}: {}", config_error(&e)));
     }
-    if args.context.is_some() {
+    if context.is_some() {
         return kube::Config::from_kubeconfig(&options).await.map_err(|e| {
             anyhow!(
                 "kubeconfig ($KUBECONFIG or ~/.kube/config): {}",
@@ -624,14 +830,14 @@ async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
 }
 
 /// GETs the target; the body as text. Nothing is retried: a failure is reported at once.
-async fn get(args: &Args, target: &Target) -> anyhow::Result<String> {
+async fn get(args: &Args, target: &Target, context: Option<&str>) -> anyhow::Result<String> {
     // Before any kube client, and so any rustls configuration, exists: with
     // more than one rustls provider compiled in, rustls panics unless a
     // process default is installed.
     gitseal_vault::install_default_crypto_provider();
     let mut config = match target {
         Target::Controller { base, .. } => kube::Config::new(base.clone()),
-        _ => kube_config(args).await?,
+        _ => kube_config(args, context).await?,
     };
     // kube retries 503/429 for minutes by default; fetch-key reports at once.
     config.default_retry = false;
@@ -678,9 +884,9 @@ async fn get(args: &Args, target: &Target) -> anyhow::Result<String> {
     String::from_utf8(body.to_vec()).map_err(|_| anyhow!("{origin}: the response is not UTF-8"))
 }
 
-/// The published keys from the source chosen on the command line.
-fn fetch(args: &Args) -> anyhow::Result<Vec<PublishedKey>> {
-    let Some(target) = target(args)? else {
+/// The published keys from the planned source.
+fn fetch(args: &Args, plan: &Plan) -> anyhow::Result<Vec<PublishedKey>> {
+    let Some(target) = &plan.target else {
         return match &args.configmap_file {
             Some(path) => from_configmap_file(path),
             None => bail!("give --kube, --configmap, --url URL or --configmap-file FILE"),
@@ -690,7 +896,7 @@ fn fetch(args: &Args) -> anyhow::Result<Vec<PublishedKey>> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let body = runtime.block_on(get(args, &target))?;
+    let body = runtime.block_on(get(args, target, plan.context.as_deref()))?;
     let origin = target.origin();
     match target {
         Target::ConfigMap { .. } => parse_configmap(&body, &origin),
@@ -698,81 +904,140 @@ fn fetch(args: &Args) -> anyhow::Result<Vec<PublishedKey>> {
     }
 }
 
-/// Writes the active key into the keyring (replace or append).
-fn update_keyring(args: &Args, path: &Path, active: &Recipient) -> anyhow::Result<String> {
-    let mut keyring = if path.exists() {
-        Keyring::load(path)?
+/// Whether the user accepts a changed active key: `--accept-new-key` naming
+/// it, or yes at a prompt on a terminal. Says what changed either way.
+fn accepted(args: &Args, update: &KeyUpdate) -> anyhow::Result<bool> {
+    let new_id = update.active.key_id();
+    let old: Vec<String> = if update.controller_before.is_empty() {
+        update.before.iter().map(KeyId::to_string).collect()
     } else {
-        Keyring {
-            version: 1,
-            ..Keyring::default()
-        }
+        update
+            .controller_before
+            .iter()
+            .map(KeyId::to_string)
+            .collect()
     };
-    let name = match args
-        .env
-        .as_deref()
-        .or(keyring.default_environment.as_deref())
-    {
-        Some(n) => n.to_string(),
-        None if keyring.environments.len() == 1 => keyring
-            .environments
-            .keys()
-            .next()
-            .cloned()
-            .unwrap_or_default(),
-        None => bail!(
-            "{}: which environment? pass --env NAME (the keyring has: {})",
-            path.display(),
-            keyring
-                .environments
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let env = keyring
-        .environments
-        .entry(name.clone())
-        .or_insert_with(Environment::default);
-    if args.add {
-        if !env.recipients.contains(active) {
-            env.recipients.push(active.clone());
+    eprintln!(
+        "gitseal: the controller's active key for environment {:?} changed: the keyring seals to key id(s) {}; the controller now publishes key id {new_id} ({})",
+        update.environment,
+        old.join(", "),
+        update.active
+    );
+    if let Some(given) = &args.accept_new_key {
+        let given = given.trim();
+        if given == new_id.to_string() || given == update.active.to_string() {
+            return Ok(true);
         }
-    } else {
-        env.recipients = vec![active.clone()];
+        return Err(coded(
+            Exit::Usage,
+            format!(
+                "--accept-new-key {given} does not name the controller's active key (key id \
+                 {new_id}); the key changed again, or another was expected: nothing written"
+            ),
+        ));
     }
-    let text = keyring.to_yaml();
-    // Never write something that does not read back.
-    Keyring::from_yaml(&text, &path.display().to_string())
-        .context("internal error: the updated keyring does not parse; nothing written")?;
-    files::write_atomic(path, text.as_bytes(), NewFileMode::Public)?;
-    Ok(name)
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!("Seal new values to key id {new_id}? Check it with the cluster's operator first. [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(matches!(
+            line.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ));
+    }
+    Ok(false)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if (args.env.is_some() || args.keyring.is_some()) && !args.write && !args.add {
-        bail!(
-            "--keyring/--env are for updating a keyring: add --write (replace) or --add (append)"
-        );
+    let writing = args.write || args.add;
+    if args.accept_new_key.is_some() && !writing {
+        bail!("--accept-new-key is for --write and --add");
     }
-    let keys = fetch(&args)?;
+    let mut chosen = choose_keyring(&args)?;
+    let plan = plan(
+        &args,
+        chosen.as_ref().and_then(KeyringChoice::endpoint),
+        chosen.as_ref().and_then(|c| c.env.as_deref()),
+    )?;
+    let keys = fetch(&args, &plan)?;
     let Some(active) = keys.iter().find(|k| k.active).map(|k| k.recipient.clone()) else {
         bail!("no published key is marked active");
     };
-    if let Some(path) = &args.keyring {
-        let env = update_keyring(&args, path, &active)?;
-        eprintln!(
-            "{}: environment {env:?} {} {} (key id {})",
-            path.display(),
-            if args.add {
-                "now includes"
+    if let Some(choice) = chosen.as_mut() {
+        if let Some(name) = choice.env.clone() {
+            let published: Vec<Published> = keys
+                .iter()
+                .map(|k| Published {
+                    recipient: k.recipient.clone(),
+                    active: k.active,
+                })
+                .collect();
+            let mode = if args.add {
+                UpdateMode::Add
             } else {
-                "now seals to"
-            },
-            active,
-            active.key_id()
-        );
+                UpdateMode::Replace
+            };
+            let mut updated = choice.keyring.clone();
+            let update = updated.apply_published(&name, &published, mode)?;
+            let path = choice.path.display().to_string();
+            if !writing {
+                if update.changed() {
+                    eprintln!(
+                        "{path}: environment {name:?} seals to key id(s) {}; the controller's active key is {} (run with --write to update)",
+                        gitseal_manifest::join_ids(&update.before),
+                        active.key_id()
+                    );
+                } else {
+                    eprintln!(
+                        "{path}: environment {name:?} is up to date (key id {})",
+                        active.key_id()
+                    );
+                }
+            } else if !update.changed() {
+                eprintln!(
+                    "{path}: environment {name:?} already seals to {active} (key id {}); unchanged",
+                    active.key_id()
+                );
+            } else {
+                if update.new_key && !accepted(&args, &update)? {
+                    return Err(coded(
+                        Exit::Usage,
+                        format!(
+                            "the new key was not accepted; {path} is unchanged. Check key id {} with \
+                             the cluster's operator, then run again with --accept-new-key {}",
+                            active.key_id(),
+                            active.key_id()
+                        ),
+                    ));
+                }
+                if let Some(dir) = choice.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if !dir.exists() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            anyhow!(
+                                "cannot create {}: {}",
+                                dir.display(),
+                                gitseal_manifest::files::reason(&e)
+                            )
+                        })?;
+                    }
+                }
+                updated.save(&choice.path, choice.text.as_deref())?;
+                eprintln!(
+                    "{path}: environment {name:?} {} {active} (key id {}); it seals to key id(s) {}",
+                    if args.add { "now includes" } else { "now seals to" },
+                    active.key_id(),
+                    gitseal_manifest::join_ids(&update.after)
+                );
+                if !update.dropped.is_empty() {
+                    eprintln!(
+                        "warning: the controller no longer publishes key id(s) {}: values sealed only to them will not open; re-seal them (`gitseal verify` lists them)",
+                        gitseal_manifest::join_ids(&update.dropped)
+                    );
+                }
+                choice.keyring = updated;
+            }
+        }
     }
     let mut out = std::io::stdout().lock();
     if args.all {

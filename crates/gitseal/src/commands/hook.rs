@@ -73,7 +73,20 @@ pub fn script(fallback: Option<&Path>) -> String {
 # Blocks commits that add plaintext secrets. Bypass once: git commit --no-verify\n\
 GITSEAL=\"${{GITSEAL:-gitseal}}\"\n\
 command -v \"$GITSEAL\" >/dev/null 2>&1 || GITSEAL={fallback}\n\
-exec \"$GITSEAL\" verify --staged\n"
+if ! command -v \"$GITSEAL\" >/dev/null 2>&1; then\n\
+  echo \"gitseal pre-commit hook: no gitseal binary found (not on PATH, not at $GITSEAL). Install it \
+(cargo install --locked --path crates/gitseal, or a release binary) or set GITSEAL=/path/to/gitseal; \
+remove this hook with: gitseal hook uninstall. Commit refused: the secret check did not run.\" >&2\n\
+  exit 1\n\
+fi\n\
+\"$GITSEAL\" verify --staged\n\
+status=$?\n\
+if [ \"$status\" -eq 1 ]; then\n\
+  echo \"gitseal: commit blocked. Seal secrets with gitseal seal. If a finding is not a secret, add a \
+comment 'gitseal:allow REASON' on its line (or the line before), or record it in a baseline \
+(gitseal verify --write-baseline FILE, then --baseline FILE). Skip the check once: git commit --no-verify.\" >&2\n\
+fi\n\
+exit \"$status\"\n"
     )
 }
 
@@ -139,6 +152,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::remove_file(&hook)
                 .with_context(|| format!("cannot remove {}", hook.display()))?;
             eprintln!("gitseal: removed {}", hook.display());
+            let backup = hook.with_file_name("pre-commit.gitseal-backup");
+            if backup.exists() {
+                std::fs::rename(&backup, &hook).with_context(|| {
+                    format!(
+                        "cannot restore {} from {}",
+                        hook.display(),
+                        backup.display()
+                    )
+                })?;
+                eprintln!(
+                    "gitseal: restored the previous hook from {}",
+                    backup.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -171,8 +198,44 @@ mod tests {
     fn script_runs_verify_staged_and_quotes_the_fallback() {
         let s = script(Some(Path::new("/opt/it's here/gitseal")));
         assert!(s.starts_with("#!/bin/sh\n# gitseal-hook v1"));
-        assert!(s.contains("exec \"$GITSEAL\" verify --staged\n"));
+        assert!(s.contains("\"$GITSEAL\" verify --staged\n"));
+        assert!(s.contains("gitseal:allow REASON") && s.contains("no gitseal binary found"));
         assert!(s.contains(r"GITSEAL='/opt/it'\''s here/gitseal'"), "{s}");
+    }
+
+    #[test]
+    fn the_hook_explains_a_missing_binary_and_a_blocked_commit() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let run_hook = |fallback: &str| {
+            let hook = dir.path().join("pre-commit");
+            std::fs::write(&hook, script(Some(Path::new(fallback))))
+                .unwrap_or_else(|e| panic!("{e}"));
+            Command::new("sh")
+                .arg(&hook)
+                .current_dir(dir.path())
+                .env("PATH", "/usr/bin:/bin")
+                .env_remove("GITSEAL")
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let out = run_hook("/nonexistent/gitseal");
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no gitseal binary found") && err.contains("Commit refused"),
+            "{err}"
+        );
+        // A stand-in gitseal that finds something: the hook says how to allow it.
+        let fake = dir.path().join("fake-gitseal");
+        std::fs::write(&fake, "#!/bin/sh\nexit 1\n").unwrap_or_else(|e| panic!("{e}"));
+        make_executable(&fake).unwrap_or_else(|e| panic!("{e}"));
+        let out = run_hook(&fake.to_string_lossy());
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("gitseal:allow REASON") && err.contains("--no-verify"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -216,7 +279,12 @@ mod tests {
             },
         });
         assert!(un.is_ok());
-        assert!(!hook.exists());
+        // The hook that --force set aside is back.
+        assert_eq!(
+            std::fs::read_to_string(&hook).unwrap_or_default(),
+            "#!/bin/sh\nmake lint\n"
+        );
+        assert!(!hooks.join("pre-commit.gitseal-backup").exists());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `gitseal keygen`: make a new sealing identity (an age X25519 key) in
-//! `age-keygen`'s file format, written with mode 0600 or printed.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! `age-keygen`'s file format, written with mode 0600 or printed. Warns
+//! when the file lands in a git work tree without being ignored, one
+//! `git add .` away from a commit.
+#![allow(clippy::print_stderr)]
 
 use std::io::{IsTerminal as _, Write as _};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -70,6 +72,31 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// The root of the git work tree holding `path`, when `path` is in one and
+/// git does not ignore it. `None` when git is not installed or says no.
+fn unignored_in_work_tree(path: &Path) -> Option<PathBuf> {
+    let abs = gitseal_manifest::keyring::normalize(path);
+    let dir = abs.parent()?;
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(dir).args(args);
+        cmd.stdin(Stdio::null()).stderr(Stdio::null());
+        cmd
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]).output().ok()?;
+    if !top.status.success() {
+        return None;
+    }
+    let top = PathBuf::from(String::from_utf8(top.stdout).ok()?.trim());
+    let ignored = git(&["check-ignore", "-q", "--"])
+        .arg(&abs)
+        .stdout(Stdio::null())
+        .status()
+        .ok()?;
+    // check-ignore: 0 ignored, 1 not ignored, 128 an error.
+    (ignored.code() == Some(1)).then_some(top)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let identity = Identity::generate();
     let file = identity.to_identity_file(Some(&now_rfc3339()));
@@ -92,8 +119,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             match written {
                 Ok(()) => {}
-                Err(gitseal_manifest::Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                Err(gitseal_manifest::Error::Io { cause, .. })
+                    if cause.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
                     return Err(coded(
                         Exit::Usage,
@@ -106,8 +133,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => return Err(e).context("cannot write the identity"),
             }
-            println!("{}", identity.recipient());
             eprintln!("wrote {} (key id {})", path.display(), identity.key_id());
+            if let Some(top) = unignored_in_work_tree(path) {
+                eprintln!(
+                    "warning: {} is inside the git work tree {} and not ignored: `git add` would \
+                     commit this private key. Add it to .gitignore, or keep keys outside the \
+                     repository",
+                    path.display(),
+                    top.display()
+                );
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", identity.recipient())?;
+            out.flush()?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -12,8 +12,8 @@ use gitseal_manifest::{input, output};
 use gitseal_migrate::{convert, is_bitnami, manifest_files, BitnamiKeys, Options};
 use zeroize::Zeroizing;
 
-use crate::commands::seal::{recipients_from, write_output};
 use crate::exit::{coded, Exit};
+use crate::io::write_output;
 
 /// Move from another sealing tool to gitseal.
 #[derive(clap::Args, Debug)]
@@ -134,11 +134,14 @@ fn load_keys(paths: &[PathBuf]) -> anyhow::Result<BitnamiKeys> {
 }
 
 fn sealed_secrets(args: SealedSecretsArgs) -> anyhow::Result<ExitCode> {
-    let (recipients, _) = recipients_from(
-        &args.recipients,
-        args.keyring.as_deref(),
-        args.env.as_deref(),
-    )?;
+    let recipients = crate::args::RecipientArgs {
+        recipients: args.recipients.clone(),
+        keyring: args.keyring.clone(),
+        env: args.env.clone(),
+    }
+    .selector(Path::new("."))?
+    .target(None)?
+    .recipients;
     if recipients.is_empty() {
         bail!("no recipients: pass -r age1… (see `gitseal pubkey`), or --keyring FILE --env NAME");
     }

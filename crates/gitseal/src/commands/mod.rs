@@ -1,6 +1,7 @@
 //! One module per subcommand. Each has `Args` (clap) and `run`.
 
 pub mod completions;
+pub mod edit;
 pub mod exec;
 pub mod fetch_key;
 pub mod hook;

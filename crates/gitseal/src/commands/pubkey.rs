@@ -6,10 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use gitseal_crypto::Identity;
-
-use crate::commands::seal::read_source;
+use crate::io::load_identities;
 
 /// Print the recipient (public key) of each identity in an identity file.
 ///
@@ -28,16 +25,6 @@ pub struct Args {
     /// Also print each key's id after its recipient.
     #[arg(long)]
     pub key_id: bool,
-}
-
-/// Reads the identities of an identity file ('-' for stdin). Errors name the
-/// file and line, never the content.
-pub fn load_identities(path: &std::path::Path) -> anyhow::Result<Vec<Identity>> {
-    let (origin, text) = read_source(path)?;
-    let text = secrecy::SecretString::from(text);
-    Identity::parse_file(secrecy::ExposeSecret::expose_secret(&text)).with_context(|| {
-        format!("{origin}: not a usable identity file (make one with `gitseal keygen -o FILE`)")
-    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

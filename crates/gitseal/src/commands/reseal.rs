@@ -1,68 +1,68 @@
 //! `gitseal reseal`: re-encrypt the sealed values of SealedSecret files to
 //! new recipients, for whoever holds an old private key (a retired cluster
-//! key, a break-glass key). Each value keeps its binding (scope, namespace,
-//! name, item key); Vault references and other documents stay as written.
+//! key, a break-glass key). The re-sealing itself is
+//! `gitseal_manifest::reseal`; this command chooses files and recipients
+//! (each file's environment from the keyring), and writes.
 //!
 //! All or nothing: every value of every file is opened before anything is
 //! written, and files are replaced atomically, so a value that does not open
 //! leaves every file byte for byte as it was.
 #![allow(clippy::print_stderr)]
 
+use std::cell::RefCell;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
-use gitseal_crypto::{Binding, Identity, Opener, Recipient, Sealer};
+use anyhow::bail;
+use gitseal_crypto::{Envelope, Recipient};
 use gitseal_manifest::files::{self, NewFileMode};
-use gitseal_manifest::input::{self, Syntax};
-use gitseal_manifest::open::{open_value, read_sealed};
-use gitseal_manifest::output::{self, Format, OutputDocument};
-use secrecy::ExposeSecret as _;
-use serde_yaml::Value;
+use gitseal_manifest::reseal::{self, All, Plan};
+use gitseal_manifest::select::{LoadedKeyring, Selector, Target};
+use gitseal_manifest::Location;
+use gitseal_scan::lifecycle::Lifecycle;
 
-use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{check_stdin_once, read_source, recipients_from, write_output};
-use crate::exit::{coded, Exit};
+use crate::args::{IdentityArgs, RecipientArgs};
+use crate::io::{check_stdin_once, read_source, write_output};
 
 /// Re-seal SealedSecret files to new recipients (needs an old private key).
 ///
 /// Every `spec.encryptedData` value is opened with the old identity (-i) and
-/// sealed again to the new recipients (-r and/or --keyring/--env) with the
-/// same binding, so it still opens only where it did. Documents that are
-/// not SealedSecrets, `vaultData`, and everything else in the files stay as
-/// they were. The old key is not kept as a recipient unless you list it.
+/// sealed again with the same binding, so it still opens only where it did,
+/// to the new recipients: -r alone, else the keyring environment of each
+/// file (--env, else the path rule the file matches, else the default; see
+/// `gitseal seal --help`). Documents that are not SealedSecrets,
+/// `vaultData`, and everything else in the files stay as they were. The
+/// old key is not kept as a recipient unless you list it.
 ///
 /// Nothing is written unless every value opened: a value that does not open
 /// (wrong key, altered, moved) stops the command with exit 3, naming the
 /// file, document and item, and every file is left byte for byte as it was.
+///
+/// --all: every SealedSecret under PATH (default: the repository root) that
+/// `gitseal verify` reports for its key lifecycle (sealed to a retired key,
+/// missing a recipient its environment requires, sealed for another
+/// environment than its path maps to) is re-sealed whole, in place, to the
+/// recipients of the environment its path maps to; nothing else changes.
+/// --dry-run lists those files (one per line) and opens nothing.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
+  gitseal reseal --all --dry-run                 # which files need it, and why
+  gitseal reseal --all -i old-key.txt            # re-seal them, in place
   gitseal reseal -i old-key.txt -r age1new… -f db.sealed.yaml --in-place
-  gitseal reseal -i old-key.txt --keyring .gitseal/keys.yaml --env prod \\
-    -f apps/a.sealed.yaml -f apps/b.sealed.yaml --in-place
+  gitseal reseal -i old-key.txt -f apps/prod/a.sealed.yaml -f apps/dev/b.sealed.yaml --in-place
   gitseal reseal -i old-key.txt -r age1new… -r age1dr… -f db.sealed.yaml -o db.new.yaml
   cat db.sealed.yaml | gitseal reseal -i old-key.txt -r age1new… > db.new.yaml
 
 Exit codes: 0 ok, 2 bad usage or input, 3 a sealed value did not open.
-Nothing is written unless every value of every file opened.")]
+Nothing is written unless every value of every file opened.
+Documentation: https://github.com/gitseal/gitseal/blob/main/docs/cli.md#gitseal-reseal")]
 pub struct Args {
-    /// Old identity file (age-keygen format); repeatable.
-    #[arg(short, long = "identity", value_name = "FILE", required = true)]
-    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
-    /// New recipient (age1…); repeatable. Combined with the keyring's.
-    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
-    pub recipients: Vec<String>,
-
-    /// Keyring file naming each environment's recipients
-    /// [default with --env: .gitseal/keys.yaml].
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
-
-    /// Environment of the keyring whose recipients to seal to
-    /// [default: the keyring's defaultEnvironment].
-    #[arg(long, value_name = "NAME")]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 
     /// SealedSecret file ('-' for standard input); repeatable [default: standard input].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -79,18 +79,20 @@ pub struct Args {
     /// Namespace for SealedSecrets without metadata.namespace.
     #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: Option<String>,
-}
 
-fn new_recipients(args: &Args) -> anyhow::Result<Vec<Recipient>> {
-    let (recipients, _) = recipients_from(
-        &args.recipients,
-        args.keyring.as_deref(),
-        args.env.as_deref(),
-    )?;
-    if recipients.is_empty() {
-        bail!("no new recipients: pass -r age1…, or --keyring FILE --env NAME");
-    }
-    Ok(recipients)
+    /// Re-seal every SealedSecret under PATH that the keyring's lifecycle
+    /// rules report (retired key, missing required recipient, another
+    /// environment), in place, for its environment.
+    #[arg(long, conflicts_with_all = ["files", "output", "in_place", "recipients", "env"])]
+    pub all: bool,
+
+    /// With --all: list the files that would be re-sealed; open and write nothing.
+    #[arg(long, requires = "all")]
+    pub dry_run: bool,
+
+    /// With --all: directories or files to look in [default: the repository root].
+    #[arg(value_name = "PATH", requires = "all")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// One re-sealed input file.
@@ -100,105 +102,24 @@ struct Resealed {
     values: usize,
 }
 
-/// Re-seals every SealedSecret value of one file's text.
-fn reseal_text(
-    text: &str,
-    origin: &str,
-    identities: &[Identity],
-    recipients: &[Recipient],
-    namespace: Option<&str>,
-) -> anyhow::Result<(String, usize)> {
-    let file = input::parse_file(text, origin)?;
-    let docs = input::documents(&file)?;
-    // (old value, new value) pairs, and each document's new value.
-    let mut swaps: Vec<(String, String)> = Vec::new();
-    let mut rendered = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        if doc.kind() != Some("SealedSecret") {
-            rendered.push(OutputDocument::from_input(doc));
-            continue;
-        }
-        let sealed = read_sealed(doc)?;
-        let at = &doc.at;
-        let name = sealed.metadata.name.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("{at}: the SealedSecret has no metadata.name; add one")
-        })?;
-        let scope = sealed.spec.scope;
-        let ns = match (sealed.metadata.namespace.as_deref(), namespace) {
-            (Some(ns), _) | (None, Some(ns)) => ns,
-            (None, None) if scope == gitseal_crypto::Scope::Cluster => "",
-            (None, None) => bail!(
-                "{at}: the SealedSecret has no metadata.namespace and scope {scope}; \
-                 pass --namespace NS"
-            ),
-        };
-        let mut value = doc.value.clone();
-        // One opener and one sealer per object: one X25519 per key each way
-        // (and none for an object with only Vault items).
-        let mut opener = Opener::new(identities);
-        let mut sealer = None;
-        for (item, old) in &sealed.spec.encrypted_data {
-            let plain = open_value(old, &mut opener, scope, ns, name, item, at).map_err(|e| {
-                if e.is_does_not_open() {
-                    coded(Exit::DoesNotOpen, e.to_string())
-                } else {
-                    e.into()
-                }
-            })?;
-            let binding = Binding::new(scope, ns, name, item);
-            let sealer = match &mut sealer {
-                Some(s) => s,
-                None => sealer
-                    .insert(Sealer::new(recipients).with_context(|| format!("{at}: cannot seal"))?),
-            };
-            let new = sealer
-                .seal(plain.expose_secret(), &binding)
-                .with_context(|| format!("{at}, item {item:?}: cannot seal"))?
-                .to_string();
-            if let Some(slot) = value
-                .get_mut("spec")
-                .and_then(|s| s.get_mut("encryptedData"))
-                .and_then(|d| d.get_mut(item.as_str()))
-            {
-                *slot = Value::String(new.clone());
-            }
-            swaps.push((old.clone(), new));
-        }
-        rendered.push(OutputDocument::new(value));
-    }
-    let count = swaps.len();
-    // Keep the file as written (comments, order, quoting): replace each old
-    // value where it stands. Sealed values are random, so each one appears
-    // exactly once; when one does not (a folded or escaped scalar), write
-    // the documents out again instead.
-    let mut out = file.text.clone();
-    let verbatim = swaps
-        .iter()
-        .all(|(old, _)| file.text.matches(old.trim()).count() == 1);
-    if verbatim {
-        for (old, new) in &swaps {
-            out = out.replacen(old.trim(), new, 1);
-        }
-    } else {
-        let format = match file.syntax {
-            Syntax::Json => Format::Json,
-            Syntax::Yaml => Format::Yaml,
-        };
-        out = output::render(&rendered, format)?;
-    }
-    Ok((out, count))
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.all {
+        return run_all(&args);
+    }
+    if args.identity.identities.is_empty() {
+        bail!("reseal needs the old identity that opens the values: pass -i FILE");
+    }
     if args.in_place && (args.files.is_empty() || args.files.iter().any(|p| p == Path::new("-"))) {
         bail!("--in-place needs -f FILE (it cannot replace standard input)");
     }
-    check_stdin_once(&args.identities, &args.files)?;
-    let recipients = new_recipients(&args)?;
-    let mut identities = Vec::new();
-    for path in &args.identities {
-        identities.extend(load_identities(path)?);
-    }
+    check_stdin_once(&args.identity.identities, &args.files)?;
+    let start = args
+        .files
+        .iter()
+        .find(|p| p.as_os_str() != "-")
+        .map_or(Path::new("."), PathBuf::as_path);
+    let selector = args.recipients.selector(start)?;
+    let identities = args.identity.load()?;
     let stdin = [PathBuf::from("-")];
     let paths = if args.files.is_empty() {
         &stdin[..]
@@ -207,18 +128,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut results = Vec::with_capacity(paths.len());
     for path in paths {
+        let place = (path.as_os_str() != "-").then_some(path.as_path());
+        let place = args.output.as_deref().or(place);
+        let recipients = new_recipients(&selector, place, path)?;
         let (origin, text) = read_source(path)?;
-        let (text, values) = reseal_text(
+        let resealed = reseal::reseal_text(
             &text,
             &origin,
             &identities,
-            &recipients,
+            &All(&recipients),
             args.namespace.as_deref(),
         )?;
         results.push(Resealed {
             origin: path.clone(),
-            text,
-            values,
+            text: resealed.text,
+            values: resealed.values,
         });
     }
     // Everything opened and sealed: now write.
@@ -241,6 +165,184 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             all.push_str(&r.text);
         }
         write_output(args.output.as_deref(), &all, NewFileMode::Public)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The new recipients for one file, announced when a keyring chose them.
+fn new_recipients(
+    selector: &Selector,
+    place: Option<&Path>,
+    path: &Path,
+) -> anyhow::Result<Vec<gitseal_crypto::Recipient>> {
+    let target = selector.target(place)?;
+    if target.recipients.is_empty() {
+        bail!("no new recipients: pass -r age1…, or keep a keyring at .gitseal/keys.yaml (or pass --keyring FILE)");
+    }
+    if target.environment.is_some() {
+        eprintln!("{}: re-sealing for {target}", path.display());
+    }
+    Ok(target.recipients)
+}
+
+/// The lifecycle plan of one file: the objects whose values have problems
+/// are re-sealed to the file's environment.
+struct LifecyclePlan<'a> {
+    lifecycle: &'a Lifecycle,
+    environment: Option<String>,
+    target: Result<Target, String>,
+    reasons: RefCell<Vec<String>>,
+}
+
+impl Plan for LifecyclePlan<'_> {
+    fn recipients(
+        &self,
+        at: &Location,
+        envelopes: &[(&str, Envelope)],
+    ) -> Result<Option<Vec<Recipient>>, gitseal_manifest::Error> {
+        let mut reasons = Vec::new();
+        for (item, envelope) in envelopes {
+            for problem in self
+                .lifecycle
+                .problems(self.environment.as_deref(), &envelope.key_ids())
+            {
+                reasons.push(format!("{at}, item {item:?}: {}", problem.message()));
+            }
+        }
+        if reasons.is_empty() {
+            return Ok(None);
+        }
+        self.reasons.borrow_mut().extend(reasons);
+        match &self.target {
+            Ok(t) => Ok(Some(t.recipients.clone())),
+            Err(e) => Err(gitseal_manifest::Error::Argument(format!("{at}: {e}"))),
+        }
+    }
+}
+
+/// Every manifest file under `roots`, as git sees the tree (ignored and
+/// hidden files skipped), in a stable order.
+fn manifest_files(roots: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for root in roots {
+        for entry in ignore::WalkBuilder::new(root).build() {
+            let entry =
+                entry.map_err(|e| anyhow::anyhow!("cannot walk {}: {e}", root.display()))?;
+            let path = entry.path();
+            let manifest = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+            if manifest && entry.file_type().is_some_and(|t| t.is_file()) {
+                out.push(path.to_path_buf());
+            }
+        }
+    }
+    // Shown (and used) relative to the current directory when under it.
+    if let Ok(cwd) = std::env::current_dir() {
+        let cwd = gitseal_manifest::keyring::normalize(&cwd);
+        for path in &mut out {
+            let abs = gitseal_manifest::keyring::normalize(path);
+            if let Ok(rel) = abs.strip_prefix(&cwd) {
+                *path = rel.to_path_buf();
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `reseal --all`: re-seal what the keyring's lifecycle rules report.
+fn run_all(args: &Args) -> anyhow::Result<ExitCode> {
+    let start = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
+    let loaded = match &args.recipients.keyring {
+        Some(path) => LoadedKeyring::load(path, start)?,
+        None => LoadedKeyring::discover(start)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "reseal --all needs the keyring (.gitseal/keys.yaml at the repository root, or \
+                 --keyring FILE): it says which keys are retired and which recipients each \
+                 environment requires"
+            )
+        })?,
+    };
+    let roots = if args.paths.is_empty() {
+        vec![loaded.root.clone().unwrap_or_else(|| PathBuf::from("."))]
+    } else {
+        args.paths.clone()
+    };
+    let lifecycle = crate::lifecycle::of(&loaded.keyring, loaded.root.as_deref())?;
+    let selector = Selector::new(Vec::new(), Some(&loaded.path), None, start)?;
+    let identities = if args.dry_run {
+        Vec::new()
+    } else if args.identity.identities.is_empty() {
+        bail!("reseal --all needs the identity that opens the values: pass -i FILE (or --dry-run to list the files)");
+    } else {
+        args.identity.load()?
+    };
+    let mut results = Vec::new();
+    for path in manifest_files(&roots)? {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if !text.contains("SealedSecret") || !text.contains("gs1:") {
+            continue;
+        }
+        let shown = path.display().to_string();
+        let plan = LifecyclePlan {
+            lifecycle: &lifecycle,
+            environment: lifecycle.environment_of(&shown, false).map(str::to_string),
+            target: selector.target(Some(&path)).map_err(|e| e.to_string()),
+            reasons: RefCell::new(Vec::new()),
+        };
+        if args.dry_run {
+            match reseal::affected(&text, &shown, &plan) {
+                Ok(objects) if !objects.is_empty() => results.push((path, None, plan)),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: skipped {shown}: {e}"),
+            }
+            continue;
+        }
+        let resealed =
+            reseal::reseal_text(&text, &shown, &identities, &plan, args.namespace.as_deref())?;
+        if resealed.values > 0 {
+            results.push((path, Some(resealed), plan));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for (path, resealed, plan) in &results {
+        for reason in plan.reasons.borrow().iter() {
+            eprintln!("{reason}");
+        }
+        if resealed.is_none() {
+            let env = match &plan.target {
+                Ok(t) => t.to_string(),
+                Err(e) => e.clone(),
+            };
+            writeln!(out, "{}", path.display())?;
+            eprintln!("{}: would be re-sealed for {env}", path.display());
+        }
+    }
+    // Every value of every file opened and sealed before the first write.
+    for (path, resealed, plan) in &results {
+        if let Some(r) = resealed {
+            files::write_atomic(path, r.text.as_bytes(), NewFileMode::Public)?;
+            let env = plan
+                .target
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            eprintln!(
+                "{}: re-sealed {} value(s) in {} object(s) for {env}",
+                path.display(),
+                r.values,
+                r.objects.len()
+            );
+        }
+    }
+    out.flush()?;
+    if results.is_empty() {
+        eprintln!("gitseal: nothing to re-seal");
     }
     Ok(ExitCode::SUCCESS)
 }

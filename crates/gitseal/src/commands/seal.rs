@@ -2,75 +2,42 @@
 //! for one value; `--merge-into` to add or replace items of an existing
 //! SealedSecret file without touching its other sealed values;
 //! `--from-vault ITEM=REF` to add Vault references (`spec.vaultData`).
-//!
-//! Also the input/output helpers shared by `unseal` and `pubkey`.
+//! Parses flags, chooses recipients through the keyring, calls
+//! `gitseal_manifest`, prints.
 #![allow(clippy::print_stderr)]
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use gitseal_crypto::{Recipient, Scope};
 use gitseal_manifest::files::{self, NewFileMode};
-use gitseal_manifest::input::{self, Document};
-use gitseal_manifest::keyring::{Keyring, DEFAULT_PATH};
+use gitseal_manifest::input;
+use gitseal_manifest::memory::{self, Memory, ValueCache};
 use gitseal_manifest::merge::{self, MergeOptions};
-use gitseal_manifest::output::{self, Format};
+use gitseal_manifest::output;
 use gitseal_manifest::seal::{self as sealing, Others, SealOptions};
+use gitseal_manifest::select::Target;
 use gitseal_manifest::types::VaultReference;
-use serde_yaml::Value;
 
-use crate::exit::{coded, Exit};
-
-/// Output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    /// YAML; several documents separated by `---`.
-    #[default]
-    Yaml,
-    /// JSON; several documents become one `kind: List`.
-    Json,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Yaml => Format::Yaml,
-            FormatArg::Json => Format::Json,
-        }
-    }
-}
-
-/// Binding scope of sealed values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ScopeArg {
-    /// Bound to namespace + name + item key: opens only in that one place.
-    Strict,
-    /// Bound to namespace + item key: any object name in the namespace.
-    Namespace,
-    /// Bound to the item key only: any namespace, any name.
-    Cluster,
-}
-
-impl From<ScopeArg> for Scope {
-    fn from(s: ScopeArg) -> Scope {
-        match s {
-            ScopeArg::Strict => Scope::Strict,
-            ScopeArg::Namespace => Scope::Namespace,
-            ScopeArg::Cluster => Scope::Cluster,
-        }
-    }
-}
+use crate::args::{InputArgs, OutputArgs, RecipientArgs, ScopeArg};
+use crate::io::{load_all_identities, read_documents, read_source_bytes, write_output};
 
 /// Seal Kubernetes Secret manifests into SealedSecret manifests.
 ///
 /// Reads Secrets (YAML, several documents separated by `---`, or JSON, one
-/// object or a `kind: List`) from -f FILE or standard input, seals every
-/// `data` and `stringData` item to the recipients, and writes SealedSecrets
-/// (safe to commit) to standard output or -o FILE. Type, labels, annotations
-/// and `immutable` go to `spec.template`; server fields and kubectl's
-/// last-applied annotation are dropped.
+/// object, a stream, an array or a `kind: List`) from -f FILE or standard
+/// input, seals every `data` and `stringData` item to the recipients, and
+/// writes SealedSecrets (safe to commit) to standard output or -o FILE.
+/// Type, labels, annotations and `immutable` go to `spec.template`; server
+/// fields and kubectl's last-applied annotation are dropped.
+///
+/// Recipients: with -r alone, exactly those. Otherwise the repository's
+/// keyring (.gitseal/keys.yaml at the root, or --keyring FILE) chooses the
+/// environment: --env NAME, else the path rule matching where the sealed
+/// file goes (-o, --merge-into, else -f), else its defaultEnvironment; seal
+/// says on standard error which environment and key ids it used.
 ///
 /// Each value is bound to where it will live: with the default strict scope
 /// to its namespace, name and item key; --scope namespace binds namespace and
@@ -78,10 +45,12 @@ impl From<ScopeArg> for Scope {
 /// need a namespace: metadata.namespace, or --namespace for Secrets without one.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "Examples:
+  gitseal seal -f apps/prod/db.yaml -o apps/prod/db.sealed.yaml    # prod's keys, by the path
   gitseal seal -r age1… -f secret.yaml -o sealed.yaml
+  gitseal seal --update -f secret.yaml -o sealed.yaml     # only changed values change
   kubectl create secret generic db --from-literal=password=s3cret --dry-run=client -o yaml \\
-    | gitseal seal --keyring .gitseal/keys.yaml --env prod --namespace prod > db.sealed.yaml
-  gitseal seal -r age1… --merge-into db.sealed.yaml -f new-items.yaml
+    | gitseal seal --env prod --namespace prod > db.sealed.yaml
+  gitseal seal --merge-into db.sealed.yaml -f new-items.yaml
   printf '%s' \"$TOKEN\" | gitseal seal --raw -r age1… --namespace prod --name api --key token
   gitseal seal -r age1… -f secret.yaml --from-vault password=kv/prod/db#password@3
   gitseal seal --merge-into db.sealed.yaml --from-vault token=kv1:secret/prod/api#token
@@ -94,42 +63,32 @@ one of its data items. With --merge-into the file must hold exactly one
 SealedSecret; a sealed item of the same name is replaced by the reference,
 and -f may be left out (no recipients needed then).
 
+--merge-into refuses new items sealed to other keys than the object's other
+items (the object would need two keys to open); --reseal-all -i OLD_KEY
+re-seals every item to the new recipients.
+
+--update keeps the sealed value of every item whose plaintext is the one
+already sealed into -o FILE, so re-sealing an unchanged file changes no
+byte (see docs/cli.md, \"No churn\").
+
 --raw seals the exact bytes read (a trailing newline from `echo` is sealed
-too: use printf '%s'). Exit codes: 0 ok, 2 bad usage or input (nothing is
-written).")]
+too: use printf '%s'). Values over 1 MiB are refused (a Secret cannot hold
+them). Exit codes: 0 ok, 2 bad usage or input (nothing is written), 3 with
+--reseal-all: an item did not open.
+Documentation: https://github.com/gitseal/gitseal/blob/main/docs/cli.md#gitseal-seal")]
 pub struct Args {
-    /// Seal to this recipient (age1…); repeatable. Combined with the keyring's.
-    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
-    pub recipients: Vec<String>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 
-    /// Keyring file naming each environment's recipients and default scope
-    /// [default with --env: .gitseal/keys.yaml].
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
-    /// Environment of the keyring to seal for [default: the keyring's defaultEnvironment].
-    #[arg(long, value_name = "NAME")]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Binding scope [default: the environment's scope, else strict].
     #[arg(long, value_enum)]
     pub scope: Option<ScopeArg>,
-
-    /// Namespace for Secrets without metadata.namespace (with --raw: the value's namespace).
-    #[arg(short = 'n', long, value_name = "NS")]
-    pub namespace: Option<String>,
-
-    /// Input file ('-' for standard input); repeatable [default: standard input].
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-
-    /// Write to FILE (atomically) instead of standard output.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
-    pub format: FormatArg,
 
     /// Copy documents that are not Secrets to the output unchanged (default: refuse them).
     #[arg(long)]
@@ -153,6 +112,22 @@ pub struct Args {
     /// file, in place. Other sealed values and documents stay byte for byte.
     #[arg(long, value_name = "SEALED_FILE", conflicts_with_all = ["raw", "output", "format", "pass_through"])]
     pub merge_into: Option<PathBuf>,
+
+    /// With --merge-into: when the object's other items are sealed to other
+    /// keys, open them with -i OLD_KEY and seal them again to the new recipients.
+    #[arg(long, requires_all = ["merge_into", "identities"])]
+    pub reseal_all: bool,
+
+    /// Keep the sealed value of every item whose plaintext did not change
+    /// since it was sealed into -o FILE (recognised by a local cache of
+    /// keyed hashes, never committed); seal only the changed ones, so the
+    /// diff shows one line per changed value.
+    #[arg(long, requires = "output", conflicts_with = "raw")]
+    pub update: bool,
+
+    /// With --reseal-all: identity file that opens the object's items; repeatable.
+    #[arg(short, long = "identity", value_name = "FILE", requires = "reseal_all")]
+    pub identities: Vec<PathBuf>,
 
     /// Add item ITEM as a Vault reference (spec.vaultData); repeatable. REF is
     /// [kv1:|kv2:]MOUNT/PATH#FIELD[@VERSION], e.g. kv/app/db#password@3.
@@ -180,184 +155,187 @@ fn parse_from_vault(text: &str) -> Result<(String, VaultReference), String> {
             item.chars().take(64).collect::<String>()
         ));
     }
+    if let Some((prefix, _)) = reference.split_once(':') {
+        let version = prefix
+            .strip_prefix("kv")
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()));
+        if version.is_some_and(|v| !v.is_empty() && v != "1" && v != "2") {
+            return Err(format!(
+                "unknown KV version prefix `{prefix}:`: Vault's KV engine has versions 1 and 2, \
+                 so use kv1: or kv2: (or none, for KV v2); expected {}",
+                gitseal_vault::TEXT_FORM
+            ));
+        }
+    }
     let r: gitseal_vault::VaultRef = reference.parse().map_err(|e| format!("{e}"))?;
     Ok((item.to_string(), VaultReference::from(&r)))
 }
 
-/// Reads a file, or standard input for `-`. Returns its name for messages.
-pub fn read_source(path: &Path) -> anyhow::Result<(String, String)> {
-    let (origin, bytes) = read_source_bytes(path)?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        coded(
-            Exit::Usage,
-            format!("{origin}: not UTF-8 text (manifests and key files are text)"),
-        )
-    })?;
-    Ok((origin, text))
+/// Where the sealed values will live, for the keyring's path rules: `-o`,
+/// else `--merge-into`, else the input files (none for standard output of
+/// standard input, or a `--raw` value).
+fn places(args: &Args) -> Vec<&Path> {
+    if let Some(out) = &args.output.output {
+        return vec![out.as_path()];
+    }
+    if let Some(target) = &args.merge_into {
+        return vec![target.as_path()];
+    }
+    if args.raw {
+        return Vec::new();
+    }
+    args.input.paths()
 }
 
-/// Reads a file, or standard input for `-`, as bytes.
-pub fn read_source_bytes(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
-        Ok(("<stdin>".to_string(), buf))
-    } else {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Ok((path.display().to_string(), bytes))
+/// The recipients for this run, announced on standard error when a keyring chose them.
+fn target(args: &Args) -> anyhow::Result<Target> {
+    let places = places(args);
+    let start = places.first().copied().unwrap_or(Path::new("."));
+    let target = args.recipients.selector(start)?.target_for_all(&places)?;
+    if target.recipients.is_empty() {
+        bail!(
+            "no recipients: pass -r age1… (see `gitseal pubkey` or `gitseal fetch-key`), or \
+             keep a keyring at .gitseal/keys.yaml in the repository (see keys.example), or \
+             pass --keyring FILE"
+        );
     }
-}
-
-/// Refuses to read standard input twice: `-` may stand once among the
-/// identity files and the inputs together (no inputs means standard input).
-pub fn check_stdin_once(identities: &[PathBuf], files: &[PathBuf]) -> anyhow::Result<()> {
-    let uses = identities
-        .iter()
-        .chain(files)
-        .filter(|p| p.as_os_str() == "-")
-        .count()
-        + usize::from(files.is_empty());
-    if uses > 1 {
-        return Err(coded(
-            Exit::Usage,
-            "standard input can be read only once: give the identity or the manifests as a file",
-        ));
+    if target.environment.is_some() {
+        eprintln!("gitseal: sealing for {target}");
     }
-    Ok(())
-}
-
-/// Parses every input (stdin when none) into documents.
-pub fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<Document>> {
-    let stdin = [PathBuf::from("-")];
-    let paths = if paths.is_empty() { &stdin[..] } else { paths };
-    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
-        bail!("standard input ('-') can be read only once");
-    }
-    let mut docs = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" && std::io::stdin().is_terminal() {
-            eprintln!("reading manifests from standard input (end with Ctrl-D; or pass -f FILE)");
-        }
-        let (origin, text) = read_source(path)?;
-        let mut file_docs = input::parse(&text, &origin)?;
-        if file_docs.is_empty() {
-            return Err(gitseal_manifest::Error::Empty { origin }.into());
-        }
-        docs.append(&mut file_docs);
-    }
-    Ok(docs)
-}
-
-/// Writes `text` to `output` atomically (with `mode`), or to standard output.
-pub fn write_output(output: Option<&Path>, text: &str, mode: NewFileMode) -> anyhow::Result<()> {
-    match output {
-        Some(path) => files::write_atomic(path, text.as_bytes(), mode)?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-        }
-    }
-    Ok(())
-}
-
-/// The recipients and scope from -r, --keyring/--env and --scope.
-fn recipients(args: &Args) -> anyhow::Result<(Vec<Recipient>, Option<Scope>)> {
-    let (recipients, env_scope) = recipients_from(
-        &args.recipients,
-        args.keyring.as_deref(),
-        args.env.as_deref(),
-    )?;
-    if recipients.is_empty() {
-        bail!("no recipients: pass -r age1… (see `gitseal pubkey`), or --keyring FILE --env NAME");
-    }
-    Ok((recipients, args.scope.map(Scope::from).or(env_scope)))
-}
-
-/// The recipients given with `-r` (in order), then those of the keyring
-/// environment `--env` (from `--keyring`, else [`DEFAULT_PATH`]), and that
-/// environment's scope. No recipients at all is not an error here: each
-/// command says what it needs.
-pub fn recipients_from(
-    given: &[String],
-    keyring: Option<&Path>,
-    env: Option<&str>,
-) -> anyhow::Result<(Vec<Recipient>, Option<Scope>)> {
-    let mut recipients = Vec::new();
-    for (i, r) in given.iter().enumerate() {
-        let recipient: Recipient = r
-            .parse()
-            .with_context(|| format!("-r/--recipient #{} is not usable", i + 1))?;
-        recipients.push(recipient);
-    }
-    let keyring_path = match (keyring, env) {
-        (Some(p), _) => Some(p.to_path_buf()),
-        (None, Some(_)) => {
-            let p = PathBuf::from(DEFAULT_PATH);
-            if !p.is_file() {
-                bail!(
-                    "--env needs a keyring: pass --keyring FILE (there is no {DEFAULT_PATH} here)"
-                );
-            }
-            Some(p)
-        }
-        (None, None) => None,
-    };
-    let mut env_scope = None;
-    if let Some(path) = keyring_path {
-        let keyring = Keyring::load(&path)?;
-        let (_, env) = keyring.environment(env)?;
-        recipients.extend(env.recipients.iter().cloned());
-        env_scope = env.scope;
-    }
-    Ok((recipients, env_scope))
+    Ok(target)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    check_unique_items(&args.from_vault)?;
-    if let Some(target) = &args.merge_into {
-        if args.files.is_empty() && !args.from_vault.is_empty() {
+    merge::check_unique_items(&args.from_vault)?;
+    if let Some(file) = &args.merge_into {
+        if args.input.files.is_empty() && !args.from_vault.is_empty() {
             // Only Vault references: nothing to seal, no recipients needed.
-            return run_merge_vault_only(&args, target);
+            return run_merge_vault_only(&args, file);
         }
     }
-    let (recipients, scope) = recipients(&args)?;
+    let target = target(&args)?;
+    let scope = args.scope.map(Scope::from).or(target.scope);
     if args.raw {
-        return run_raw(&args, &recipients, scope.unwrap_or_default());
+        return run_raw(&args, &target.recipients, scope.unwrap_or_default());
     }
-    if let Some(target) = &args.merge_into {
-        return run_merge(&args, target, &recipients, scope);
+    if let Some(file) = &args.merge_into {
+        return run_merge(&args, file, &target.recipients);
     }
-    let docs = read_documents(&args.files)?;
+    let docs = read_documents(&args.input.files)?;
+    // Writing a file: remember what is sealed (so a later --update keeps
+    // it); with --update, keep what is unchanged.
+    let out_file = args.output.output.as_deref();
+    let previous = match (args.update, out_file) {
+        (true, Some(path)) if path.exists() => Some(files::read_to_string(path)?),
+        _ => None,
+    };
+    let memory = out_file.and_then(|path| {
+        let existing = previous
+            .as_deref()
+            .and_then(|text| input::parse_file(text, &path.display().to_string()).ok());
+        value_cache(
+            existing.as_ref(),
+            args.input.namespace.as_deref(),
+            args.update,
+        )
+    });
     let opts = SealOptions {
-        recipients: &recipients,
+        recipients: &target.recipients,
         scope: scope.unwrap_or_default(),
-        namespace: args.namespace.as_deref(),
+        namespace: args.input.namespace.as_deref(),
         others: if args.pass_through {
             Others::PassThrough
         } else {
             Others::Refuse
         },
+        memory: memory.as_ref().map(|m| m as &dyn Memory),
     };
     let mut sealed = sealing::seal_documents(&docs, &opts)?;
     if !args.from_vault.is_empty() {
-        add_vault_to_sealed(&docs, &mut sealed, &args.from_vault)?;
+        merge::add_vault_items(&docs, &mut sealed, &args.from_vault)?;
     }
-    let text = output::render(&sealed, args.format.into())?;
-    write_output(args.output.as_deref(), &text, NewFileMode::Public)?;
+    let text = output::render(&sealed, args.output.format.into())?;
+    write_output(out_file, &text, NewFileMode::Public)?;
+    if let Some(cache) = &memory {
+        save_cache(cache);
+    }
+    if let (true, Some(path)) = (args.update, out_file) {
+        let (kept, total) = kept_values(previous.as_deref(), &text);
+        eprintln!(
+            "{}: kept {kept} unchanged sealed value(s), sealed {} new or changed",
+            path.display(),
+            total - kept
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The local cache of sealed values (see `gitseal_manifest::memory`), with
+/// the values of `existing` (the file being replaced or merged into) to
+/// keep. A cache that cannot be used only costs churn: say so when it
+/// matters (`--update`), and seal anew.
+pub fn value_cache(
+    existing: Option<&input::File>,
+    namespace: Option<&str>,
+    update: bool,
+) -> Option<ValueCache> {
+    let dir = memory::default_dir()?;
+    match ValueCache::open(&dir) {
+        Ok(cache) => Some(
+            cache.with_existing(
+                existing
+                    .map(|f| memory::existing_values(f, namespace))
+                    .unwrap_or_default(),
+            ),
+        ),
+        Err(e) => {
+            if update {
+                eprintln!("warning: cannot use the cache of sealed values ({e}); sealing every value anew");
+            }
+            None
+        }
+    }
+}
+
+/// Saves the cache; a failure only means more churn next time.
+pub fn save_cache(cache: &ValueCache) {
+    if let Err(e) = cache.save() {
+        eprintln!("warning: cannot update the cache of sealed values ({e})");
+    }
+}
+
+/// How many sealed values of `new` were already in `old`, and how many `new` has.
+fn kept_values(old: Option<&str>, new: &str) -> (usize, usize) {
+    let values = |text: &str| -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .filter(|w| gitseal_crypto::is_sealed(w))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = old.map(values).unwrap_or_default();
+    let after = values(new);
+    let kept = after.iter().filter(|v| before.contains(v)).count();
+    (kept, after.len())
+}
+
 fn run_raw(args: &Args, recipients: &[Recipient], scope: Scope) -> anyhow::Result<ExitCode> {
-    let path = match args.files.as_slice() {
+    let path = match args.input.files.as_slice() {
         [] => PathBuf::from("-"),
         [one] => one.clone(),
         _ => bail!("--raw seals one value: give at most one -f FILE"),
     };
+    if scope == Scope::Cluster && (args.input.namespace.is_some() || args.name.is_some()) {
+        bail!(
+            "--scope cluster binds the value to its item key only: --namespace and --name would \
+             be ignored, so leave them out (or use --scope namespace or strict)"
+        );
+    }
+    if scope == Scope::Namespace && args.name.is_some() {
+        bail!(
+            "--scope namespace binds the value to its namespace and item key: --name would be \
+             ignored, so leave it out (or use --scope strict)"
+        );
+    }
     if path.as_os_str() == "-" && std::io::stdin().is_terminal() {
         eprintln!("reading the value from standard input (end with Ctrl-D; the bytes are sealed exactly as typed)");
     }
@@ -368,7 +346,7 @@ fn run_raw(args: &Args, recipients: &[Recipient], scope: Scope) -> anyhow::Resul
         &value,
         recipients,
         scope,
-        args.namespace.as_deref(),
+        args.input.namespace.as_deref(),
         args.name.as_deref(),
         key,
     )?;
@@ -379,172 +357,49 @@ fn run_raw(args: &Args, recipients: &[Recipient], scope: Scope) -> anyhow::Resul
         );
     }
     write_output(
-        args.output.as_deref(),
+        args.output.output.as_deref(),
         &format!("{sealed}\n"),
         NewFileMode::Public,
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_merge(
-    args: &Args,
-    target: &Path,
-    recipients: &[Recipient],
-    scope: Option<Scope>,
-) -> anyhow::Result<ExitCode> {
-    let text = files::read_to_string(target)?;
-    let file = input::parse_file(&text, &target.display().to_string())?;
-    let secrets = read_documents(&args.files)?;
+fn run_merge(args: &Args, file: &Path, recipients: &[Recipient]) -> anyhow::Result<ExitCode> {
+    let text = files::read_to_string(file)?;
+    let parsed = input::parse_file(&text, &file.display().to_string())?;
+    let secrets = read_documents(&args.input.files)?;
+    let identities = load_all_identities(&args.identities)?;
+    let memory = value_cache(Some(&parsed), args.input.namespace.as_deref(), false);
     let opts = MergeOptions {
         recipients,
-        scope,
-        namespace: args.namespace.as_deref(),
+        scope: args.scope.map(Scope::from),
+        namespace: args.input.namespace.as_deref(),
+        reseal_with: args.reseal_all.then_some(identities.as_slice()),
+        memory: memory.as_ref().map(|m| m as &dyn Memory),
     };
-    let mut merged = merge::merge_into(&file, &secrets, &opts)?;
+    let mut merged = merge::merge_into(&parsed, &secrets, &opts)?;
     if !args.from_vault.is_empty() {
-        let (text, mut changes) = merge_vault(target, &merged.text, &args.from_vault)?;
-        merged.text = text;
-        merged.changes.append(&mut changes);
+        let mut vault =
+            merge::merge_vault(&merged.text, &file.display().to_string(), &args.from_vault)?;
+        merged.text = vault.text;
+        merged.changes.append(&mut vault.changes);
     }
-    files::write_atomic(target, merged.text.as_bytes(), NewFileMode::Public)?;
+    files::write_atomic(file, merged.text.as_bytes(), NewFileMode::Public)?;
+    if let Some(cache) = &memory {
+        save_cache(cache);
+    }
     for change in &merged.changes {
-        eprintln!("{}: {change}", target.display());
+        eprintln!("{}: {change}", file.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_merge_vault_only(args: &Args, target: &Path) -> anyhow::Result<ExitCode> {
-    let text = files::read_to_string(target)?;
-    let (text, changes) = merge_vault(target, &text, &args.from_vault)?;
-    files::write_atomic(target, text.as_bytes(), NewFileMode::Public)?;
-    for change in &changes {
-        eprintln!("{}: {change}", target.display());
+fn run_merge_vault_only(args: &Args, file: &Path) -> anyhow::Result<ExitCode> {
+    let text = files::read_to_string(file)?;
+    let merged = merge::merge_vault(&text, &file.display().to_string(), &args.from_vault)?;
+    files::write_atomic(file, merged.text.as_bytes(), NewFileMode::Public)?;
+    for change in &merged.changes {
+        eprintln!("{}: {change}", file.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn check_unique_items(items: &[(String, VaultReference)]) -> anyhow::Result<()> {
-    for (i, (item, _)) in items.iter().enumerate() {
-        if items[..i].iter().any(|(other, _)| other == item) {
-            bail!("--from-vault names item {item:?} twice; give each item once");
-        }
-    }
-    Ok(())
-}
-
-fn vault_value(reference: &VaultReference) -> anyhow::Result<Value> {
-    serde_yaml::to_value(reference).context("encoding a Vault reference")
-}
-
-/// Adds the `--from-vault` items to the one SealedSecret sealed from the input.
-fn add_vault_to_sealed(
-    inputs: &[Document],
-    docs: &mut [output::OutputDocument],
-    items: &[(String, VaultReference)],
-) -> anyhow::Result<()> {
-    // One output document per input document, in order: the sealed Secrets
-    // (not SealedSecrets passed through unchanged) are the candidates.
-    let mut sealed: Vec<&mut output::OutputDocument> = docs
-        .iter_mut()
-        .zip(inputs)
-        .filter(|(_, input)| input.kind() == Some("Secret"))
-        .map(|(d, _)| d)
-        .collect();
-    let doc = match sealed.as_mut_slice() {
-        [one] => one,
-        other => bail!(
-            "--from-vault adds items to one SealedSecret, but the input holds {} Secrets; seal them one at a time",
-            other.len()
-        ),
-    };
-    let spec = doc
-        .value
-        .get_mut("spec")
-        .and_then(Value::as_mapping_mut)
-        .context("the sealed document has no spec")?;
-    if let Some(Value::Mapping(data)) = spec.get("encryptedData") {
-        for (item, _) in items {
-            if data.contains_key(item.as_str()) {
-                bail!(
-                    "item {item:?} is both in the Secret and in --from-vault; keep it in one of them"
-                );
-            }
-        }
-    }
-    let vault = merge::child_mapping(spec, "vaultData");
-    for (item, reference) in items {
-        vault.insert(item.as_str().into(), vault_value(reference)?);
-    }
-    Ok(())
-}
-
-/// Adds or replaces the `--from-vault` items in the one SealedSecret of the
-/// file `text` (a sealed item of the same name is removed). Other documents
-/// keep their text; the changed one keeps its leading comments and key order.
-fn merge_vault(
-    target: &Path,
-    text: &str,
-    items: &[(String, VaultReference)],
-) -> anyhow::Result<(String, Vec<String>)> {
-    let origin = target.display().to_string();
-    let mut file = input::parse_file(text, &origin)?;
-    let docs = input::documents(&file)?;
-    let targets: Vec<&Document> = docs
-        .iter()
-        .filter(|d| d.kind() == Some("SealedSecret"))
-        .collect();
-    let at = match targets.as_slice() {
-        [one] => one.at.clone(),
-        other => bail!(
-            "{origin}: --from-vault with --merge-into needs a file holding exactly one SealedSecret; it holds {}",
-            other.len()
-        ),
-    };
-    let object =
-        merge::object_mut(&mut file.documents, &at).context("the SealedSecret is not a mapping")?;
-    let name = object
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("(no name)")
-        .to_string();
-    let spec = merge::child_mapping(object, "spec");
-    let mut changes = Vec::new();
-    for (item, reference) in items {
-        if let Some(Value::Mapping(data)) = spec.get_mut("encryptedData") {
-            if data.shift_remove(item.as_str()).is_some() {
-                changes.push(format!(
-                    "item {item:?} of {name} was sealed; now a Vault reference"
-                ));
-            }
-            if data.is_empty() {
-                spec.shift_remove("encryptedData");
-            }
-        }
-        let vault = merge::child_mapping(spec, "vaultData");
-        let replaced = vault
-            .insert(item.as_str().into(), vault_value(reference)?)
-            .is_some();
-        changes.push(format!(
-            "{} Vault item {item:?} {} {name}",
-            if replaced { "replaced" } else { "added" },
-            if replaced { "in" } else { "to" },
-        ));
-    }
-    let doc = file
-        .documents
-        .get(at.document)
-        .context("the SealedSecret moved while merging")?;
-    let range = doc.range.clone();
-    let text = &file.text;
-    let new_doc = merge::render_document(
-        text.get(range.clone()).unwrap_or_default(),
-        &doc.value,
-        file.syntax,
-    )?;
-    let mut out = String::with_capacity(text.len() + 256);
-    out.push_str(text.get(..range.start).unwrap_or_default());
-    out.push_str(&new_doc);
-    out.push_str(text.get(range.end..).unwrap_or_default());
-    Ok((out, changes))
 }

@@ -4,17 +4,16 @@
 #![allow(clippy::print_stderr)]
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::bail;
 use gitseal_manifest::files::NewFileMode;
 use gitseal_manifest::open::{self, OpenOptions};
 use gitseal_manifest::output;
 use gitseal_manifest::seal::Others;
 
-use crate::commands::pubkey::load_identities;
-use crate::commands::seal::{check_stdin_once, read_documents, write_output, FormatArg};
-use crate::exit::{coded, Exit};
+use crate::args::{IdentityArgs, InputArgs, OutputArgs};
+use crate::io::{check_stdin_once, read_documents, write_output};
 
 /// Open SealedSecret manifests into Secret manifests (needs a private key).
 ///
@@ -30,27 +29,17 @@ use crate::exit::{coded, Exit};
 
 Exit codes: 0 ok, 2 bad usage or input, 3 a sealed value did not open (wrong
 key, altered, or moved to another namespace, name or item). Nothing is
-written unless every value opened.")]
+written unless every value opened.
+Documentation: https://github.com/gitseal/gitseal/blob/main/docs/cli.md#gitseal-unseal")]
 pub struct Args {
-    /// Identity file (age-keygen format; '-' for standard input); repeatable.
-    #[arg(short, long = "identity", value_name = "FILE", required = true)]
-    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
-    /// Input file ('-' for standard input); repeatable [default: standard input].
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
-    /// Write to FILE (atomically, mode 0600) instead of standard output.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
-    pub format: FormatArg,
-
-    /// Namespace for SealedSecrets without metadata.namespace.
-    #[arg(short = 'n', long, value_name = "NS")]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Copy documents that are not SealedSecrets unchanged (default: refuse them).
     #[arg(long)]
@@ -58,33 +47,29 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    check_stdin_once(&args.identities, &args.files)?;
-    let mut identities = Vec::new();
-    for path in &args.identities {
-        identities.extend(load_identities(path)?);
+    if args.identity.identities.is_empty() {
+        bail!("unseal needs the identity (private key) that opens the values: pass -i FILE");
     }
-    let docs = read_documents(&args.files)?;
+    check_stdin_once(&args.identity.identities, &args.input.files)?;
+    let identities = args.identity.load()?;
+    let docs = read_documents(&args.input.files)?;
     let opts = OpenOptions {
         identities: &identities,
-        namespace: args.namespace.as_deref(),
+        namespace: args.input.namespace.as_deref(),
         others: if args.pass_through {
             Others::PassThrough
         } else {
             Others::Refuse
         },
     };
-    let opened = match open::open_documents(&docs, &opts) {
-        Ok(o) => o,
-        Err(e) if e.is_does_not_open() => return Err(coded(Exit::DoesNotOpen, e.to_string())),
-        Err(e) => return Err(e.into()),
-    };
+    let opened = open::open_documents(&docs, &opts)?;
     for note in &opened.notes {
         eprintln!("note: {note}");
     }
-    let text = output::render(&opened.documents, args.format.into())?;
-    if args.output.is_none() && std::io::stdout().is_terminal() {
+    let text = output::render(&opened.documents, args.output.format.into())?;
+    if args.output.output.is_none() && std::io::stdout().is_terminal() {
         eprintln!("warning: printing plaintext Secrets to the terminal");
     }
-    write_output(args.output.as_deref(), &text, NewFileMode::Private)?;
+    write_output(args.output.output.as_deref(), &text, NewFileMode::Private)?;
     Ok(ExitCode::SUCCESS)
 }

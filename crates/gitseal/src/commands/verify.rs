@@ -4,12 +4,13 @@
 #![allow(clippy::print_stderr)]
 
 use anyhow::{bail, Context as _};
+use gitseal_manifest::keyring::find_root;
 use gitseal_scan::git::Source;
 use gitseal_scan::report::{self, Format};
 use gitseal_scan::{Baseline, Config, PathFilter, Progress, ScanOutput, Scanner};
 use std::collections::BTreeSet;
 use std::io::{IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -93,25 +94,6 @@ pub struct Args {
     pub no_progress: bool,
 }
 
-/// Walks up from `start` to the repository root: the first directory with
-/// `.git` or `.gitseal/keys.yaml`.
-fn find_root(start: &Path) -> Option<PathBuf> {
-    let abs = std::path::absolute(start).ok()?;
-    let mut dir = if abs.is_dir() {
-        abs
-    } else {
-        abs.parent()?.to_path_buf()
-    };
-    loop {
-        if dir.join(".git").exists() || dir.join(".gitseal").join("keys.yaml").is_file() {
-            return Some(dir);
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
-}
-
 /// Runs `gitseal verify`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let git_mode = args.staged || args.since.is_some() || args.history;
@@ -135,11 +117,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut ignore: Vec<String> = Vec::new();
     let mut known_keys = None;
+    let mut lifecycle = None;
     if let Some(path) = &keyring_path {
         let keyring = gitseal_manifest::keyring::Keyring::load(path)
             .with_context(|| format!("cannot use keyring {}", path.display()))?;
         known_keys = Some(keyring.key_ids().into_iter().collect::<BTreeSet<_>>());
         ignore.extend(keyring.verify_ignore().iter().cloned());
+        lifecycle = Some(crate::lifecycle::of(&keyring, root.as_deref())?);
     }
     ignore.extend(args.exclude.iter().cloned());
     let filter = PathFilter::new(&ignore, root.as_deref())?;
@@ -154,6 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         filter,
         max_file_size: args.max_file_size,
         threads: args.threads.unwrap_or(0),
+        lifecycle,
     })?;
 
     let progress = Arc::new(Progress::default());

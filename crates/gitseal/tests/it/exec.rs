@@ -112,18 +112,78 @@ fn values_reach_the_command_and_nothing_is_written() {
         &[("EXPECT_PW", "wrong"), ("EXPECT_TOKEN", TOKEN)],
     );
     assert_eq!(out.code, 1);
-    // With a prefix; an existing variable of that name is overridden.
+    // With a prefix; an existing variable of that name is refused unless
+    // named with --allow-override, and then overridden.
     let script = check(&[
         ("APP_DB_PASSWORD", "EXPECT_PW"),
         ("APP_API_TOKEN", "EXPECT_TOKEN"),
     ]);
+    let stale = [expect[0], expect[1], ("APP_DB_PASSWORD", "stale")];
+    exec(&["--prefix", "APP_"], "touch ran", &stale)
+        .exits_with(
+            2,
+            "item \"db-password\" would set APP_DB_PASSWORD, which is already set",
+        )
+        .exits_with(2, "--allow-override APP_DB_PASSWORD");
+    assert!(!env.path("ran").exists(), "the command did not run");
     let out = exec(
-        &["--prefix", "APP_"],
+        &["--prefix", "APP_", "--allow-override", "APP_DB_PASSWORD"],
         &script,
-        &[expect[0], expect[1], ("APP_DB_PASSWORD", "stale")],
+        &stale,
     );
     out.ok();
     assert_eq!(env.listing(), before, "no file was written");
+}
+
+#[test]
+fn items_cannot_take_over_the_command() {
+    let env = Env::new();
+    env.write(
+        "evil.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: team}\n\
+         stringData: {ld-preload: /tmp/evil.so, path: /tmp/evil, https-proxy: http://evil:3128, node-options: --require=/tmp/x.js, bash-env: /tmp/x.sh, home: /tmp}\n",
+    );
+    env.seal(&["-f", "evil.yaml", "-o", "evil.sealed.yaml"])
+        .ok();
+    let exec = |extra: &[&str], vars: &[(&str, &str)]| {
+        let mut args = vec!["exec", "-i", "key.txt", "-f", "evil.sealed.yaml"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", "touch ran"]);
+        env.cmd(&args)
+            .env_remove(&["LD_PRELOAD", "HTTPS_PROXY", "NODE_OPTIONS", "BASH_ENV"])
+            .envs(vars)
+            .out()
+    };
+    // Each dangerous name is refused even when it is not set; HOME because it is set.
+    let all = [
+        "LD_PRELOAD",
+        "PATH",
+        "HTTPS_PROXY",
+        "NODE_OPTIONS",
+        "BASH_ENV",
+        "HOME",
+    ];
+    for name in all {
+        let allowed: Vec<&str> = all
+            .iter()
+            .filter(|n| **n != name)
+            .flat_map(|n| ["--allow-override", n])
+            .collect();
+        let out = exec(&allowed, &[("HOME", "/home/me")]);
+        out.exits_with(2, &format!("would set {name}"));
+        assert!(!env.path("ran").exists(), "{name}: the command did not run");
+    }
+    // The dry run checks too, before anything is opened.
+    env.run(&["exec", "-f", "evil.sealed.yaml", "--dry-run"])
+        .exits_with(2, "which changes how programs run");
+    // A prefix makes them other names (…_PROXY names stay suspect).
+    exec(&["--prefix", "APP_"], &[]).exits_with(2, "would set APP_HTTPS_PROXY");
+    let out = exec(
+        &["--prefix", "APP_", "--allow-override", "APP_HTTPS_PROXY"],
+        &[],
+    );
+    out.ok();
+    assert!(env.path("ran").exists());
 }
 
 #[test]

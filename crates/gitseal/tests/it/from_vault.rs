@@ -68,6 +68,11 @@ fn bad_reference_exits_2_with_the_expected_form_and_writes_nothing() {
             "`sys` is a built-in Vault path, not a KV mount",
         ),
         (
+            // gitseal:allow a Vault reference, not a secret
+            "password=kv3:secret/app#x",
+            "unknown KV version prefix `kv3:`",
+        ),
+        (
             "password",
             "expected ITEM=REF with REF [kv1:|kv2:]MOUNT/PATH#FIELD[@VERSION]",
         ),

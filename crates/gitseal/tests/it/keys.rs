@@ -191,3 +191,34 @@ fn age_identities_work_and_gitseal_keys_work_with_age() {
         b"hello"
     );
 }
+
+#[test]
+fn keygen_warns_when_the_key_file_could_be_committed() {
+    let env = Env::new();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(env.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    };
+    // Outside any work tree: no warning.
+    let out = env.run(&["keygen", "-o", "outside.txt"]);
+    out.ok();
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    git(&["init", "-q"]);
+    // Inside, not ignored: warned (the key is still written, mode 0600).
+    let out = env.run(&["keygen", "-o", "keys/new.txt"]);
+    out.exits(2); // no such directory yet: nothing written, no warning
+    std::fs::create_dir(env.path("keys")).expect("mkdir");
+    let out = env.run(&["keygen", "-o", "keys/new.txt"]);
+    out.exits_with(0, "warning: keys/new.txt is inside the git work tree")
+        .exits_with(0, "not ignored");
+    assert!(env.path("keys/new.txt").exists());
+    // Ignored: no warning.
+    env.write(".gitignore", "*.key\n");
+    let out = env.run(&["keygen", "-o", "keys/other.key"]);
+    out.ok();
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}

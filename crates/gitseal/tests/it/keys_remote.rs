@@ -484,11 +484,13 @@ fn fetch_key_configmap_updates_keyring() {
     assert_eq!(k.environments["dev"], before.environments["dev"]);
     assert_eq!(k.default_environment.as_deref(), Some("dev"));
     assert_eq!(
-        k.environments["prod"].recipients,
+        k.environments["prod"].recipients(),
         vec![active.recipient().clone()]
     );
 
-    // --add appends to dev (once), keeping its key and scope.
+    // --add appends to dev (once, after accepting the new key id), keeping
+    // its key and scope.
+    let id = active.key_id().to_string();
     for _ in 0..2 {
         let out = env.run(&[
             "fetch-key",
@@ -497,6 +499,8 @@ fn fetch_key_configmap_updates_keyring() {
             "--keyring",
             "keys.yaml",
             "--add",
+            "--accept-new-key",
+            &id,
         ]);
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
@@ -504,7 +508,7 @@ fn fetch_key_configmap_updates_keyring() {
     let dev = &k.environments["dev"];
     assert_eq!(dev.recipients.len(), 2);
     assert_eq!(dev.recipients[0], before.environments["dev"].recipients[0]);
-    assert_eq!(dev.recipients[1], *active.recipient());
+    assert_eq!(dev.recipients()[1], *active.recipient());
     assert_eq!(dev.scope, before.environments["dev"].scope);
 
     // The keyring seals: the fetched key opens what is sealed for prod.
@@ -638,7 +642,7 @@ fn fetch_key_refuses_bad_keys_and_changes_nothing() {
     assert!(out.stderr.contains("refusing it"), "{}", out.stderr);
     assert_eq!(env.read("keys.yaml"), KEYRING);
 
-    // --keyring without --write/--add is a usage error.
+    // --keyring without --write/--add compares and writes nothing.
     env.write(
         "cm.yaml",
         &configmap(&json, &active.recipient().to_string()),
@@ -650,8 +654,8 @@ fn fetch_key_refuses_bad_keys_and_changes_nothing() {
         "--keyring",
         "keys.yaml",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("--write"), "{}", out.stderr);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("run with --write"), "{}", out.stderr);
     assert_eq!(env.read("keys.yaml"), KEYRING);
 }
 
@@ -978,7 +982,7 @@ fn fetch_key_through_the_service_proxy() {
     );
     let k = gitseal_manifest::keyring::Keyring::load(&env.path("keys.yaml")).expect("keyring");
     assert_eq!(
-        k.environments["prod"].recipients,
+        k.environments["prod"].recipients(),
         vec![active.recipient().clone()]
     );
     let before = gitseal_manifest::keyring::Keyring::from_yaml(KEYRING, "k").expect("keyring");
@@ -1061,7 +1065,7 @@ fn fetch_key_configmap_from_the_api() {
     assert!(has_bearer(&main.requests()[0], TOKEN));
     let k = gitseal_manifest::keyring::Keyring::load(&env.path("new.yaml")).expect("keyring");
     assert_eq!(
-        k.environments["prod"].recipients,
+        k.environments["prod"].recipients(),
         vec![active.recipient().clone()]
     );
 
@@ -1318,13 +1322,10 @@ fn fetch_key_through_the_api_failures_change_nothing() {
     assert!(api.requests().is_empty(), "{:?}", api.requests());
 
     // Kubernetes options without a Kubernetes source: usage error.
-    for extra in [
-        ["--url", "http://127.0.0.1:9", "--context", "main"],
-        ["--configmap", "x", "--service", "svc"],
-    ] {
-        let out = fetch(&extra, &[]);
-        out.fails(2, "required arguments were not provided");
-    }
+    let out = fetch(&["--url", "http://127.0.0.1:9", "--context", "main"], &[]);
+    out.fails(2, "are for --kube and --configmap, not --url");
+    let out = fetch(&["--configmap", "x", "--service", "svc"], &[]);
+    out.fails(2, "--service and --port are for --kube, not --configmap");
     let out = fetch(&["--kube", "--configmap"], &[]);
     out.fails(2, "cannot be used with");
     assert_eq!(env.read("keys.yaml"), KEYRING, "keyring byte-identical");
@@ -1370,6 +1371,7 @@ fn fetch_key_over_tls_with_the_kubeconfig_ca() {
         )
     };
     env.write("keys.yaml", KEYRING);
+    let id = active.key_id().to_string();
     let write = [
         "fetch-key",
         "--kube",
@@ -1378,6 +1380,8 @@ fn fetch_key_over_tls_with_the_kubeconfig_ca() {
         "--env",
         "dev",
         "--write",
+        "--accept-new-key",
+        &id,
     ];
 
     // Without the cluster's CA the server is not trusted: exit 4, nothing sent, nothing written.
@@ -1405,10 +1409,15 @@ fn fetch_key_over_tls_with_the_kubeconfig_ca() {
     assert_eq!(heads.len(), 1);
     assert!(heads[0].starts_with(&format!("GET {PROXY_PATH} HTTP/1.1\r\n")));
     assert!(has_bearer(&heads[0], TOKEN), "{}", heads[0]);
+    // dev's other key (not published by this controller) stays.
     let k = gitseal_manifest::keyring::Keyring::load(&env.path("keys.yaml")).expect("keyring");
+    let before = gitseal_manifest::keyring::Keyring::from_yaml(KEYRING, "k").expect("keyring");
     assert_eq!(
-        k.environments["dev"].recipients,
-        vec![active.recipient().clone()]
+        k.environments["dev"].recipients(),
+        vec![
+            active.recipient().clone(),
+            before.environments["dev"].recipients()[0].clone()
+        ]
     );
 
     // --url https:// with the platform's roots does not trust it either.
@@ -1416,4 +1425,259 @@ fn fetch_key_over_tls_with_the_kubeconfig_ca() {
     out.fails(4, "cannot connect to the controller")
         .fails(4, "not trusted by this system");
     assert_eq!(api.requests().len(), 1);
+}
+
+// ---- fetch-key trust: plain http, the environment's controller block, key changes ----
+
+#[test]
+fn fetch_key_refuses_plain_http_to_another_machine() {
+    let env = Env::new();
+    let (active, _old, json) = published();
+    env.write("keys.yaml", KEYRING);
+    for url in [
+        "http://gitseal.example.com",
+        "http://192.0.2.7:8080",
+        "http://[2001:db8::1]:8080/prefix",
+    ] {
+        let out = env.run(&[
+            "fetch-key",
+            "--url",
+            url,
+            "--keyring",
+            "keys.yaml",
+            "--env",
+            "dev",
+            "--write",
+        ]);
+        out.exits_with(2, "plain http to another machine")
+            .exits_with(2, "--insecure-http");
+        assert!(out.stdout.is_empty());
+        assert_eq!(env.read("keys.yaml"), KEYRING, "{url}: keyring unchanged");
+    }
+    // --insecure-http lets it through (127.1 is a loopback address the
+    // check does not recognise, so it stands for another machine here).
+    let (url, req) = serve_once(ok_response(&json));
+    let port = url.rsplit(':').next().expect("port");
+    let other = format!("http://127.1:{port}");
+    env.run(&["fetch-key", "--url", &other])
+        .exits_with(2, "plain http to another machine");
+    let out = env.run(&["fetch-key", "--url", &other, "--insecure-http"]);
+    out.ok();
+    assert_eq!(out.stdout, format!("{}\n", active.recipient()));
+    assert!(req.recv().expect("request").starts_with("GET /v1/keys "));
+    // Loopback and https need no flag (https is checked by the TLS tests).
+    let (url, _req) = serve_once(ok_response(&json));
+    env.run(&[
+        "fetch-key",
+        "--url",
+        &url.replacen("127.0.0.1", "localhost", 1),
+    ])
+    .ok();
+}
+
+/// A kubeconfig whose current context `dev` points at `dev_server` and
+/// whose context `prod` points at `prod_server`, both with token auth.
+fn two_clusters(dev_server: &str, prod_server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: dev\nclusters:\n\
+         - name: dev\n  cluster: {{server: \"{dev_server}\"}}\n\
+         - name: prod\n  cluster: {{server: \"{prod_server}\"}}\n\
+         users:\n- name: alice\n  user: {{token: {TOKEN}}}\n\
+         contexts:\n- name: dev\n  context: {{cluster: dev, user: alice}}\n\
+         - name: prod\n  context: {{cluster: prod, user: alice}}\n"
+    )
+}
+
+#[test]
+fn fetch_key_env_reads_the_keyrings_controller_block_and_refuses_another_context() {
+    let env = Env::new();
+    let (active, _old, json) = published();
+    let proxy = "/api/v1/namespaces/ops/services/sealer:8443/proxy/v1/keys";
+    let dev = FakeApi::start(vec![(proxy.to_string(), 200, json.clone())]);
+    let prod = FakeApi::start(vec![(proxy.to_string(), 200, json.clone())]);
+    env.write("kubeconfig", &two_clusters(&dev.url, &prod.url));
+    std::fs::create_dir_all(env.path(".git")).expect("mkdir");
+    std::fs::create_dir_all(env.path(".gitseal")).expect("mkdir");
+    let keyring = "# Our keyring.\n# Keep it reviewed.\nversion: 1\nenvironments:\n  prod:\n    recipients:\n    - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n    controller:\n      context: prod\n      namespace: ops\n      service: sealer\n      port: '8443'\n";
+    env.write(".gitseal/keys.yaml", keyring);
+    let kc = env.path("kubeconfig");
+    let vars = [("KUBECONFIG", kc.as_path())];
+
+    // A context other than the environment's is refused before any request.
+    let out = run_kube(
+        &env,
+        &["fetch-key", "--env", "prod", "--context", "dev", "--write"],
+        &vars,
+    );
+    out.fails(2, "through kube context \"prod\"")
+        .fails(2, "--context is \"dev\"");
+    assert!(dev.requests().is_empty() && prod.requests().is_empty());
+    assert_eq!(env.read(".gitseal/keys.yaml"), keyring);
+
+    // Without --write: fetched from prod's context (not the current dev),
+    // compared, nothing written.
+    let out = run_kube(&env, &["fetch-key", "--env", "prod"], &vars);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{}\n", active.recipient()));
+    assert!(out.stderr.contains("run with --write"), "{}", out.stderr);
+    assert_eq!(prod.paths(), vec![proxy.to_string()]);
+    assert!(
+        dev.requests().is_empty(),
+        "the current context is never used"
+    );
+    assert_eq!(env.read(".gitseal/keys.yaml"), keyring);
+
+    // --write: the environment's other key is not this controller's, so
+    // the new key needs accepting; then both stay, and the comments on top.
+    let out = run_kube(&env, &["fetch-key", "--env", "prod", "--write"], &vars);
+    out.fails(2, "was not accepted")
+        .fails(2, &active.key_id().to_string());
+    assert_eq!(env.read(".gitseal/keys.yaml"), keyring);
+    let id = active.key_id().to_string();
+    let out = run_kube(
+        &env,
+        &[
+            "fetch-key",
+            "--env",
+            "prod",
+            "--write",
+            "--accept-new-key",
+            &id,
+        ],
+        &vars,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = env.read(".gitseal/keys.yaml");
+    assert!(
+        text.starts_with("# Our keyring.\n# Keep it reviewed.\n"),
+        "{text}"
+    );
+    let k = gitseal_manifest::keyring::Keyring::from_yaml(&text, "k").expect("keyring");
+    let prod_env = &k.environments["prod"];
+    assert_eq!(prod_env.recipients().len(), 2);
+    assert_eq!(prod_env.recipients()[0], *active.recipient());
+    assert!(prod_env.recipients[0].controller);
+    assert_eq!(
+        prod_env
+            .controller
+            .as_ref()
+            .and_then(|c| c.context.as_deref()),
+        Some("prod")
+    );
+    assert_eq!(prod.requests().len(), 3);
+    assert!(dev.requests().is_empty());
+}
+
+#[test]
+fn fetch_key_write_replaces_only_the_controllers_key_after_consent() {
+    let env = Env::new();
+    let old = Identity::generate();
+    let new = Identity::generate();
+    let dr = Identity::generate();
+    let glass = Identity::generate();
+    let keyring = format!(
+        "version: 1\nenvironments:\n  prod:\n    recipients:\n\
+         \x20   - {{recipient: {}, controller: true, note: prod cluster}}\n\
+         \x20   - {{recipient: {}, required: true, note: disaster recovery}}\n\
+         \x20   - {}\n",
+        old.recipient(),
+        dr.recipient(),
+        glass.recipient()
+    );
+    env.write("keys.yaml", &keyring);
+    // The controller rotated: new is active, old still published (it still opens with it).
+    let json = serde_json::json!([
+        {"recipient": new.recipient().to_string(), "keyId": new.key_id().to_string(), "active": true},
+        {"recipient": old.recipient().to_string(), "keyId": old.key_id().to_string(), "active": false},
+    ])
+    .to_string();
+    env.write("cm.yaml", &configmap(&json, &new.recipient().to_string()));
+    let write = |extra: &[&str]| {
+        let mut args = vec![
+            "fetch-key",
+            "--configmap-file",
+            "cm.yaml",
+            "--keyring",
+            "keys.yaml",
+            "--env",
+            "prod",
+            "--write",
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+
+    // Not accepted (no terminal): both ids shown, nothing written.
+    let out = write(&[]);
+    out.exits_with(2, "was not accepted")
+        .exits_with(2, &old.key_id().to_string())
+        .exits_with(2, &new.key_id().to_string());
+    assert!(out.stdout.is_empty());
+    assert_eq!(env.read("keys.yaml"), keyring);
+    // Accepting another id: refused, nothing written.
+    write(&["--accept-new-key", &dr.key_id().to_string()])
+        .exits_with(2, "does not name the controller's active key");
+    assert_eq!(env.read("keys.yaml"), keyring);
+
+    // Accepted: the controller's key replaced in place, the others stay,
+    // the old one is a previous key (still opened by the controller).
+    let out = write(&["--accept-new-key", &new.key_id().to_string()]);
+    out.ok();
+    let k = gitseal_manifest::keyring::Keyring::load(&env.path("keys.yaml")).expect("keyring");
+    let prod = &k.environments["prod"];
+    assert_eq!(
+        prod.recipients(),
+        vec![
+            new.recipient().clone(),
+            dr.recipient().clone(),
+            glass.recipient().clone()
+        ]
+    );
+    assert_eq!(
+        prod.recipients[1].note.as_deref(),
+        Some("disaster recovery")
+    );
+    assert_eq!(prod.required_ids(), vec![dr.key_id()]);
+    assert_eq!(
+        prod.previous.iter().map(|e| e.key_id()).collect::<Vec<_>>(),
+        vec![old.key_id()]
+    );
+    // Fetching the same again changes nothing and asks nothing.
+    let before = env.read("keys.yaml");
+    write(&[]).exits_with(0, "unchanged");
+    assert_eq!(env.read("keys.yaml"), before);
+
+    // New values for prod are sealed to all three.
+    let out = env.run(&[
+        "seal",
+        "--keyring",
+        "keys.yaml",
+        "--env",
+        "prod",
+        "--raw",
+        "--namespace",
+        "prod",
+        "--name",
+        "db",
+        "--key",
+        "k",
+    ]);
+    out.exits_with(0, "environment \"prod\"");
+    let sealed = Envelope::parse(out.stdout.trim()).expect("envelope");
+    let mut ids = sealed.key_ids();
+    ids.sort_unstable();
+    let mut want = vec![new.key_id(), dr.key_id(), glass.key_id()];
+    want.sort_unstable();
+    assert_eq!(ids, want);
+
+    // An active key the keyring retired is refused, whatever is accepted.
+    let retired = format!(
+        "version: 1\nenvironments:\n  prod:\n    recipients: [{}]\nretired: [{}]\n",
+        dr.recipient(),
+        new.key_id()
+    );
+    env.write("keys.yaml", &retired);
+    write(&["--accept-new-key", &new.key_id().to_string()])
+        .exits_with(2, "is retired in the keyring");
+    assert_eq!(env.read("keys.yaml"), retired);
 }

@@ -1,12 +1,21 @@
 //! CLI tests: run the built `gitseal` binary as a user would, and check
 //! its output, files, exit codes, and that no error shows a plaintext.
 
+mod cases;
+mod closed_stdout;
+mod edit;
 mod exec;
+mod first_hour;
 mod from_vault;
+mod keyring;
 mod keys;
 mod keys_remote;
+mod lifecycle;
 mod migrate;
+mod readme;
 mod real_cluster;
 mod seal_unseal;
 mod support;
 mod verify_kustomize;
+#[path = "../../../../tests/support/yaml11.rs"]
+mod yaml11_support;

@@ -338,7 +338,10 @@ fn seal_errors_name_the_place_and_write_nothing() {
     let out = env.run(&["seal", "-f", "in.yaml"]);
     out.exits_with(2, "no recipients: pass -r age1…");
     let out = env.run(&["seal", "-r", "age1notakey", "-f", "in.yaml"]);
-    out.exits_with(2, "-r/--recipient #1 is not usable");
+    out.exits_with(
+        2,
+        "-r/--recipient #1 (age1notakey) is not usable: invalid recipient",
+    );
     let key_line = env
         .read("key.txt")
         .lines()
@@ -440,4 +443,51 @@ fn the_example_secret_round_trips() {
             "item {k}"
         );
     }
+}
+
+#[test]
+fn names_and_keys_yaml_11_reads_as_booleans_stay_strings() {
+    let env = Env::new();
+    // kubectl (YAML 1.1) read `namespace: y` as a boolean and item keys
+    // `on`/`n` as true/false, which then failed to open.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: 'on'}\nstringData:\n  'n': one\n  'on': two\n  'off': three\n  '0o17': four\n  '1_000': five\n  '.inf': six\n  'Yes': seven\n";
+    env.write("secret.yaml", secret);
+    let out = env.seal(&["-f", "secret.yaml", "--namespace", "y", "-o", "sealed.yaml"]);
+    out.ok();
+    let sealed = env.read("sealed.yaml");
+    assert_eq!(
+        yaml11_non_strings(&sealed),
+        Vec::<String>::new(),
+        "{sealed}"
+    );
+    let opened = env.run(&["unseal", "-i", "key.txt", "-f", "sealed.yaml"]);
+    opened.ok();
+    assert_eq!(
+        yaml11_non_strings(&opened.stdout),
+        Vec::<String>::new(),
+        "{}",
+        opened.stdout
+    );
+    assert_eq!(data_item(&opened.stdout, 0, "on"), b"two");
+    assert_eq!(data_item(&opened.stdout, 0, "0o17"), b"four");
+    let doc = yaml(&opened.stdout);
+    assert_eq!(doc["metadata"]["namespace"].as_str(), Some("y"));
+    assert_eq!(doc["metadata"]["name"].as_str(), Some("on"));
+
+    // Merging keeps it so.
+    env.write(
+        "more.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: 'on'}\nstringData: {'no': eight, 'NULL': nine}\n",
+    );
+    env.seal(&["--merge-into", "sealed.yaml", "-f", "more.yaml"])
+        .ok();
+    let merged = env.read("sealed.yaml");
+    assert_eq!(
+        yaml11_non_strings(&merged),
+        Vec::<String>::new(),
+        "{merged}"
+    );
+    let opened = env.run(&["unseal", "-i", "key.txt", "-f", "sealed.yaml"]);
+    opened.ok();
+    assert_eq!(data_item(&opened.stdout, 0, "NULL"), b"nine");
 }

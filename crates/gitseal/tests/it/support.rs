@@ -284,3 +284,5 @@ pub fn data_item(text: &str, doc: usize, item: &str) -> Vec<u8> {
     };
     decode(docs[doc]["data"][item].as_str().expect("data item"))
 }
+
+pub use crate::yaml11_support::non_strings as yaml11_non_strings;
