@@ -96,6 +96,32 @@ export function parseKeysJson(text, origin) {
   return { keys, active: active[0] };
 }
 
+/**
+ * The key ids of the keyring's top-level `retired:` list, whose entries are
+ * a recipient or key id, or a mapping with `recipient` or `keyId` (and a
+ * `note`), as in keys.example.
+ */
+function retiredKeyIds(list, origin) {
+  const ids = new Set();
+  if (list === undefined || list === null) return ids;
+  if (!Array.isArray(list)) throw new KeyError(`${origin}: "retired" is not a list`);
+  for (const [i, entry] of list.entries()) {
+    const text = typeof entry === "string" ? entry : (entry?.keyId ?? entry?.recipient);
+    if (typeof text !== "string") throw new KeyError(`${origin}: retired key #${i + 1} names no "keyId" or "recipient"`);
+    const t = text.trim();
+    if (/^[0-9a-fA-F]{16}$/.test(t)) {
+      ids.add(t.toLowerCase());
+      continue;
+    }
+    try {
+      ids.add(parseRecipient(t).keyId);
+    } catch (e) {
+      throw new KeyError(`${origin}: retired key #${i + 1}: ${e.message}`);
+    }
+  }
+  return ids;
+}
+
 /** Parses a keyring file (version 1). Returns `{ environments: Map(name → { recipients, scope }), defaultEnvironment }`. */
 export function parseKeyring(text, origin) {
   let value;
@@ -111,17 +137,26 @@ export function parseKeyring(text, origin) {
   if (envs === null || typeof envs !== "object" || Array.isArray(envs) || Object.keys(envs).length === 0) {
     throw new KeyError(`${origin}: the keyring has no environments`);
   }
+  const retired = retiredKeyIds(value.retired, origin);
   const environments = new Map();
   for (const [name, env] of Object.entries(envs)) {
     const list = env?.recipients;
     if (!Array.isArray(list) || list.length === 0) throw new KeyError(`${origin}: environment ${JSON.stringify(name)} has no recipients`);
-    const recipients = list.map((r, i) => {
-      if (typeof r !== "string") throw new KeyError(`${origin}: environment ${JSON.stringify(name)}, recipient #${i + 1} is not a string`);
+    const recipients = list.map((entry, i) => {
+      const where = `${origin}: environment ${JSON.stringify(name)}, recipient #${i + 1}`;
+      // `age1…`, or `{ recipient: age1…, controller/required/note }`.
+      const r = typeof entry === "string" ? entry : entry?.recipient;
+      if (typeof r !== "string") throw new KeyError(`${where} is neither a recipient nor a mapping with a "recipient" string`);
+      let parsed;
       try {
-        return parseRecipient(r);
+        parsed = parseRecipient(r);
       } catch (e) {
-        throw new KeyError(`${origin}: environment ${JSON.stringify(name)}, recipient #${i + 1}: ${e.message}`);
+        throw new KeyError(`${where}: ${e.message}`);
       }
+      if (retired.has(parsed.keyId)) {
+        throw new KeyError(`${where} has key id ${parsed.keyId}, which the keyring marks retired; nothing is sealed to a retired key`);
+      }
+      return parsed;
     });
     const scope = env.scope ?? undefined;
     if (scope !== undefined && !["strict", "namespace", "cluster"].includes(scope)) {

@@ -74,6 +74,11 @@ test("keyring: keys.example parses, with its default environment and scopes", ()
   assert.equal(k.environments.get("prod").recipients.length, 3);
   assert.equal(k.environments.get("prod").scope, "strict");
   assert.match(k.environments.get("dev").recipients[0].keyId, /^[0-9a-f]{16}$/);
+  // Mapping entries (`recipient:` with controller/required/note) and plain strings both count.
+  assert.deepEqual(
+    k.environments.get("prod").recipients.map((r) => r.text.slice(0, 8)),
+    ["age1da7t", "age15aj5", "age1dkme"],
+  );
 });
 
 test("keyring: what gitseal refuses, the page refuses", () => {
@@ -82,7 +87,11 @@ test("keyring: what gitseal refuses, the page refuses", () => {
     ["version: 1\n", /no environments/],
     ["version: 1\nenvironments:\n  dev:\n    recipients: []\n", /"dev" has no recipients/],
     ["version: 1\nenvironments:\n  dev:\n    recipients: [age1nope]\n", /"dev", recipient #1: .*not an age recipient/],
-    ["version: 1\nenvironments:\n  dev:\n    recipients: [7]\n", /recipient #1 is not a string/],
+    ["version: 1\nenvironments:\n  dev:\n    recipients: [7]\n", /recipient #1 is neither a recipient nor a mapping/],
+    ["version: 1\nenvironments:\n  dev:\n    recipients: [{note: x}]\n", /recipient #1 is neither a recipient nor a mapping/],
+    // keys.example's dev recipient, marked retired: nothing may be sealed to it.
+    [EXAMPLE.replace("\nretired:\n", "\nretired:\n  - age1qm7270v0hg07cwnfe4f5mngqlx7d67cjj2jxq2gtqj7448n7ys7q2qgjfg\n"), /"dev", recipient #1 has key id [0-9a-f]{16}, which the keyring marks retired/],
+    ["version: 1\nenvironments:\n  dev:\n    recipients: [age1qm7270v0hg07cwnfe4f5mngqlx7d67cjj2jxq2gtqj7448n7ys7q2qgjfg]\nretired: [{note: x}]\n", /retired key #1 names no "keyId" or "recipient"/],
     [EXAMPLE.replace("scope: strict", "scope: wide"), /scope "wide"/],
     [EXAMPLE.replace("defaultEnvironment: dev", "defaultEnvironment: qa"), /defaultEnvironment "qa" is not one of the environments/],
     ["version: 1\nenvironments: [\n", /not valid YAML/],
