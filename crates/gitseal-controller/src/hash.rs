@@ -132,6 +132,16 @@ impl DataHasher {
         stored == format!("{PREFIX_V1}{}", hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// A 32-byte key for another use of the controller's secret (e.g. the
+    /// salts of templated htpasswd lines), derived under `label` so it is
+    /// unrelated to the data hashes.
+    pub fn derive_key(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"gitseal.dev/derive/\0");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Loads the hash key from its Secret in `namespace`, creating it when it
     /// does not exist yet (two replicas racing: the loser reads the winner's).
     pub async fn load_or_create(api: &Api<Secret>) -> Result<Self, Error> {

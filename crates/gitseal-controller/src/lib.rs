@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod rollout;
 pub mod run;
 pub mod sources;
+pub mod templates;
 pub mod triggers;
 pub mod vault;
 mod web;
@@ -89,6 +90,9 @@ pub enum Reason {
     NamespaceNotAllowed,
     /// The data would exceed what a Secret can hold (1 MiB).
     TooLarge,
+    /// A template of `spec.template.data` does not render (syntax, an
+    /// unknown input, a limit); the message names the key and the line.
+    TemplateError,
 }
 
 impl Reason {
@@ -109,11 +113,12 @@ impl Reason {
             Reason::ReservedMetadata => "ReservedMetadata",
             Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
             Reason::TooLarge => "TooLarge",
+            Reason::TemplateError => "TemplateError",
         }
     }
 
     /// Every reason, for metrics exported at zero.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Synced,
         Reason::DecryptFailed,
         Reason::UnknownKey,
@@ -128,6 +133,7 @@ impl Reason {
         Reason::ReservedMetadata,
         Reason::NamespaceNotAllowed,
         Reason::TooLarge,
+        Reason::TemplateError,
     ];
 
     /// Whether the failure may go away by retrying alone (Vault or the API

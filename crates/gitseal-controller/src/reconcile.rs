@@ -8,7 +8,8 @@
 //! 2. **resolve** every item (sealed values opened with the key set, Vault
 //!    references through the [`VaultResolver`]); nothing is written unless
 //!    every item resolved;
-//! 3. (templated data will be rendered here, from the resolved items);
+//! 3. **render** templated items from the resolved ones
+//!    ([`crate::templates`]); inputs only templates read stay out;
 //! 4. the **desired Secret**;
 //! 5. **write** it, by server-side apply with the controller's field
 //!    manager and a controller owner reference, when the existing Secret
@@ -333,7 +334,13 @@ fn spec_size(obj: &SealedSecret) -> usize {
                 .sum()
         })
         .unwrap_or(0);
-    sealed + template + obj.spec.vault_data.len() * 128
+    let templated: usize = obj
+        .spec
+        .template
+        .as_ref()
+        .map(|t| t.data.iter().map(|(k, v)| k.len() + v.len()).sum())
+        .unwrap_or(0);
+    sealed + template + templated + obj.spec.vault_data.len() * 128
 }
 
 fn spec_not_cached(obj: &SealedSecret) -> bool {
@@ -594,11 +601,18 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
     if let Some(refused) = admit(obj, ctx, &place) {
         return Ok(Step::Failed(refused));
     }
-    let resolved = match resolve(obj, ctx, &place, requeue).await {
+    let mut resolved = match resolve(obj, ctx, &place, requeue).await {
         Ok(r) => r,
         Err(failed) => return Ok(Step::Failed(failed)),
     };
-    // Templated data (issue 14) is rendered here, from `resolved`.
+    if let Err(message) =
+        crate::templates::render_into(obj, place.ns, place.name, &ctx.hasher, &mut resolved)
+    {
+        return Ok(Step::Failed(Failed::refused(
+            Reason::TemplateError,
+            message,
+        )));
+    }
     let desired = match desired_secret(obj, &resolved) {
         Ok(d) => d,
         Err(Error::Refused { reason, message }) => {

@@ -9,6 +9,12 @@
 //! The buffer starts with no value at all (only item names), so only what
 //! the user types is plaintext; the command keeps that in a private
 //! temporary file and removes it.
+//!
+//! Templated items (`spec.template.data`) are shown as text under
+//! `stringData`, named by the annotation `gitseal.dev/templated-keys`, as
+//! `gitseal seal` reads them: edit a template in place, add a key to the
+//! annotation to make a new one, remove it to drop one. Templates are not
+//! secret and are written back as text, never sealed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +26,7 @@ use crate::input::{self, File};
 use crate::memory::Memory;
 use crate::merge::{child_mapping, object_mut, rebuild, upsert, Merged};
 use crate::open::read_sealed;
-use crate::seal::{resolve_namespace, seal_items};
+use crate::seal::{resolve_namespace, seal_items, split_templates, TEMPLATED_KEYS};
 use crate::secret::PlainSecret;
 use crate::{output, Error, Location};
 
@@ -42,6 +48,8 @@ pub struct Session {
     pub items: BTreeMap<String, BTreeSet<KeyId>>,
     /// Its Vault items.
     pub vault_items: Vec<String>,
+    /// Its templated items (`spec.template.data`): key → template.
+    pub templates: BTreeMap<String, String>,
 }
 
 /// What the user changed. Holds plaintext: no `Debug`.
@@ -50,12 +58,14 @@ pub struct Edit {
     pub set: BTreeMap<String, SecretSlice<u8>>,
     /// Sealed items to remove.
     pub remove: Vec<String>,
+    /// The new templated items, when they changed.
+    pub templates: Option<BTreeMap<String, String>>,
 }
 
 impl Edit {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.remove.is_empty()
+        self.set.is_empty() && self.remove.is_empty() && self.templates.is_none()
     }
 }
 
@@ -102,6 +112,12 @@ pub fn start(file: &File, name: Option<&str>) -> Result<Session, Error> {
             scope: sealed.spec.scope,
             items,
             vault_items: sealed.spec.vault_data.keys().cloned().collect(),
+            templates: sealed
+                .spec
+                .template
+                .as_ref()
+                .map(|t| t.data.clone())
+                .unwrap_or_default(),
         });
     }
     match found.len() {
@@ -173,10 +189,22 @@ impl Session {
                 self.vault_items.join(", ")
             ));
         }
+        if !self.templates.is_empty() {
+            text.push_str(&format!(
+                "# Templated items (text, not sealed) are the stringData keys named by the\n\
+                 # {TEMPLATED_KEYS} annotation; they are not secret: never paste a value in one.\n"
+            ));
+        }
         let mut metadata = Mapping::new();
         metadata.insert("name".into(), self.name.as_str().into());
         if let Some(ns) = &self.namespace {
             metadata.insert("namespace".into(), ns.as_str().into());
+        }
+        if !self.templates.is_empty() {
+            let mut annotations = Mapping::new();
+            let keys: Vec<&str> = self.templates.keys().map(String::as_str).collect();
+            annotations.insert(TEMPLATED_KEYS.into(), keys.join(",").into());
+            metadata.insert("annotations".into(), Value::Mapping(annotations));
         }
         let mut doc = Mapping::new();
         doc.insert("apiVersion".into(), "v1".into());
@@ -186,6 +214,11 @@ impl Session {
             .items
             .keys()
             .map(|k| (Value::from(k.as_str()), Value::from(KEEP)))
+            .chain(
+                self.templates
+                    .iter()
+                    .map(|(k, t)| (Value::from(k.as_str()), Value::from(t.as_str()))),
+            )
             .collect();
         doc.insert("stringData".into(), Value::Mapping(data));
         text.push_str(&output::yaml(&Value::Mapping(doc))?);
@@ -217,6 +250,7 @@ impl Session {
                 ),
             ));
         }
+        let (secret, templates) = split_templates(&secret, &doc.at, &self.vault_items)?;
         if secret.type_.is_some()
             || secret.immutable.is_some()
             || !secret.labels.is_empty()
@@ -224,8 +258,9 @@ impl Session {
         {
             return Err(Error::invalid(
                 &doc.at,
-                "edit changes items only; change type, labels, annotations or immutable in the \
-                 SealedSecret's spec.template",
+                "edit changes items and templates only (the one annotation it reads is \
+                 gitseal.dev/templated-keys); change type, labels, annotations or immutable in \
+                 the SealedSecret's spec.template",
             ));
         }
         let mut set = BTreeMap::new();
@@ -255,7 +290,12 @@ impl Session {
             .filter(|k| !kept.contains(*k) && !set.contains_key(*k))
             .cloned()
             .collect();
-        Ok(Outcome::Changes(Edit { set, remove }))
+        let templates = (templates != self.templates).then_some(templates);
+        Ok(Outcome::Changes(Edit {
+            set,
+            remove,
+            templates,
+        }))
     }
 }
 
@@ -332,6 +372,39 @@ pub fn apply(
         }
         if data.is_empty() {
             spec.shift_remove("encryptedData");
+        }
+    }
+    if let Some(templates) = &edit.templates {
+        let template = child_mapping(spec, "template");
+        if templates.is_empty() {
+            template.shift_remove("data");
+        } else {
+            let data: Mapping = templates
+                .iter()
+                .map(|(k, t)| (Value::from(k.as_str()), Value::from(t.as_str())))
+                .collect();
+            template.insert("data".into(), Value::Mapping(data));
+        }
+        if template.is_empty() {
+            spec.shift_remove("template");
+        }
+        for key in templates
+            .keys()
+            .filter(|k| !session.templates.contains_key(*k))
+        {
+            changes.push(format!("added template {key:?} to {object_name}"));
+        }
+        for (key, text) in templates {
+            if session.templates.get(key).is_some_and(|old| old != text) {
+                changes.push(format!("changed template {key:?} of {object_name}"));
+            }
+        }
+        for key in session
+            .templates
+            .keys()
+            .filter(|k| !templates.contains_key(*k))
+        {
+            changes.push(format!("removed template {key:?} from {object_name}"));
         }
     }
     let mut touched = vec![false; documents.len()];

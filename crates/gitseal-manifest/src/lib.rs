@@ -43,6 +43,7 @@ pub mod memory;
 pub mod merge;
 pub mod open;
 pub mod output;
+pub mod render;
 pub mod reseal;
 pub mod seal;
 pub mod secret;
@@ -229,6 +230,14 @@ pub enum Error {
         have: Vec<KeyId>,
         /// Key ids of the new recipients.
         want: Vec<KeyId>,
+    },
+    /// A template of `spec.template.data` does not render (or is refused).
+    #[error("{at}: {source}")]
+    Template {
+        /// Where.
+        at: Box<Location>,
+        /// Which template, which line, why (never a value).
+        source: gitseal_template::Error,
     },
     /// None of the given identities is a recipient of a sealed value.
     #[error(

@@ -140,12 +140,97 @@ pub(crate) fn resolve_namespace(
     Ok(ns)
 }
 
-/// Seals one Secret into a SealedSecret.
+/// The annotation of an input Secret that names its templated items
+/// (comma-separated keys): their values are templates, copied as text to
+/// `spec.template.data` instead of being sealed. The annotation itself is
+/// not copied. See docs/templates.md.
+pub const TEMPLATED_KEYS: &str = "gitseal.dev/templated-keys";
+
+/// Splits `secret` into the Secret whose items are sealed and the templates
+/// its [`TEMPLATED_KEYS`] annotation names. Every template is checked, and
+/// may read only the items that are sealed with it and `other_inputs`.
+pub fn split_templates(
+    secret: &PlainSecret,
+    at: &Location,
+    other_inputs: &[String],
+) -> Result<(PlainSecret, std::collections::BTreeMap<String, String>), Error> {
+    let mut annotations = secret.annotations.clone();
+    let named = annotations.remove(TEMPLATED_KEYS);
+    let mut templates = BTreeMap::new();
+    let mut items = BTreeMap::new();
+    let keys: BTreeSet<&str> = named
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    for key in &keys {
+        if !secret.items.contains_key(*key) {
+            return Err(Error::invalid(
+                at,
+                format!(
+                    "the annotation {TEMPLATED_KEYS} names {key:?}, but the Secret has no such item; \
+                     add it to stringData with its template, or remove it from the annotation"
+                ),
+            ));
+        }
+    }
+    for (key, value) in &secret.items {
+        if keys.contains(key.as_str()) {
+            let text = std::str::from_utf8(value.expose_secret())
+                .map_err(|_| Error::item(at, key, "is named a template but is not UTF-8 text"))?;
+            templates.insert(key.clone(), text.to_string());
+        } else {
+            items.insert(
+                key.clone(),
+                secrecy::SecretSlice::from(value.expose_secret().to_vec()),
+            );
+        }
+    }
+    for (key, text) in &templates {
+        let reads = gitseal_template::check(key, text).map_err(|source| Error::Template {
+            at: Box::new(at.clone()),
+            source,
+        })?;
+        let unknown: Vec<String> = reads
+            .names
+            .keys()
+            .filter(|n| !items.contains_key(*n) && !other_inputs.contains(n))
+            .cloned()
+            .collect();
+        if let Some(first) = unknown.first() {
+            return Err(Error::Template {
+                at: Box::new(at.clone()),
+                source: gitseal_template::Error::UnknownInput {
+                    key: key.clone(),
+                    line: reads.names.get(first).copied(),
+                    names: unknown,
+                },
+            });
+        }
+    }
+    let rest = PlainSecret {
+        name: secret.name.clone(),
+        namespace: secret.namespace.clone(),
+        labels: secret.labels.clone(),
+        annotations,
+        type_: secret.type_.clone(),
+        immutable: secret.immutable,
+        items,
+    };
+    Ok((rest, templates))
+}
+
+/// Seals one Secret into a SealedSecret. Items named by the
+/// [`TEMPLATED_KEYS`] annotation become `spec.template.data`.
 pub fn seal_secret(
     secret: &PlainSecret,
     at: &Location,
     opts: &SealOptions<'_>,
 ) -> Result<SealedSecret, Error> {
+    let (secret, templates) = split_templates(secret, at, &[])?;
+    let secret = &secret;
     let name = secret.name.as_deref().ok_or_else(|| {
         Error::invalid(
             at,
@@ -174,12 +259,17 @@ pub fn seal_secret(
             labels: secret.labels.clone(),
             annotations: secret.annotations.clone(),
         });
-    let template = (secret.type_.is_some() || secret.immutable.is_some() || metadata.is_some())
-        .then(|| SecretTemplate {
-            type_: secret.type_.clone(),
-            metadata,
-            immutable: secret.immutable,
-        });
+    let template = (secret.type_.is_some()
+        || secret.immutable.is_some()
+        || metadata.is_some()
+        || !templates.is_empty())
+    .then(|| SecretTemplate {
+        type_: secret.type_.clone(),
+        metadata,
+        immutable: secret.immutable,
+        data: templates,
+        include_inputs: None,
+    });
     Ok(SealedSecret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),

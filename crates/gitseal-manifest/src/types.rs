@@ -155,6 +155,34 @@ pub struct SecretTemplate {
     /// Whether the Secret is immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
+    /// Templated items: Secret key → template rendered from the object's
+    /// inputs (its sealed and Vault items). See docs/templates.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "template_data_schema")]
+    pub data: BTreeMap<String, String>,
+    /// Whether inputs read by a template are written to the Secret too. By
+    /// default (false) they are not: the Secret holds the rendered items
+    /// and the inputs no template reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_inputs: Option<bool>,
+}
+
+impl SecretTemplate {
+    /// Whether the template renders any item.
+    pub fn has_data(&self) -> bool {
+        !self.data.is_empty()
+    }
+}
+
+fn template_data_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // No template syntax in the description: Helm renders the chart's copy
+    // of the CRD.
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Templated items: Secret key → template over the object's inputs (see docs/templates.md).",
+        "maxProperties": gitseal_template::MAX_TEMPLATES,
+        "additionalProperties": {"type": "string", "maxLength": gitseal_template::MAX_TEMPLATE_LEN}
+    })
 }
 
 /// Labels and annotations copied onto the generated Secret.
@@ -199,7 +227,7 @@ pub struct SealedSecretStatus {
     /// `Ready` with a reason: `Synced`, `DecryptFailed`, `UnknownKey`,
     /// `ScopeMismatch`, `VaultUnavailable`, `VaultAuthFailed`,
     /// `VaultNotFound`, `VaultForbidden`, `SecretNotOwned`, `InvalidSpec`,
-    /// `ApplyFailed`.
+    /// `ApplyFailed`, `TemplateError`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.

@@ -17,5 +17,6 @@ mod process_smoke;
 mod scenarios;
 mod startup;
 mod status;
+mod templates;
 mod vault_e2e;
 mod web_page;
