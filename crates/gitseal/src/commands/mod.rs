@@ -8,6 +8,7 @@ pub mod hook;
 pub mod keygen;
 pub mod migrate;
 pub mod pubkey;
+pub mod render;
 pub mod reseal;
 pub mod seal;
 pub mod unseal;

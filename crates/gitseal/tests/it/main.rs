@@ -16,6 +16,7 @@ mod readme;
 mod real_cluster;
 mod seal_unseal;
 mod support;
+mod templates;
 mod verify_kustomize;
 #[path = "../../../../tests/support/yaml11.rs"]
 mod yaml11_support;
