@@ -21,6 +21,7 @@ pub enum Rule {
     SealedRetiredKey,
     SealedMissingRecipient,
     SealedWrongEnvironment,
+    SealedTemplateInvalid,
     GcpServiceAccountKey,
     AwsAccessKeyId,
     AwsSecretAccessKey,
@@ -53,6 +54,7 @@ impl Rule {
         Rule::SealedRetiredKey,
         Rule::SealedMissingRecipient,
         Rule::SealedWrongEnvironment,
+        Rule::SealedTemplateInvalid,
         Rule::GcpServiceAccountKey,
         Rule::AwsAccessKeyId,
         Rule::AwsSecretAccessKey,
@@ -85,6 +87,7 @@ impl Rule {
             Rule::SealedRetiredKey => "sealed-retired-key",
             Rule::SealedMissingRecipient => "sealed-missing-recipient",
             Rule::SealedWrongEnvironment => "sealed-wrong-environment",
+            Rule::SealedTemplateInvalid => "sealed-template-invalid",
             Rule::GcpServiceAccountKey => "gcp-service-account-key",
             Rule::AwsAccessKeyId => "aws-access-key-id",
             Rule::AwsSecretAccessKey => "aws-secret-access-key",
@@ -130,6 +133,9 @@ impl Rule {
             Rule::SealedWrongEnvironment => {
                 "SealedSecret value sealed for another environment than its path maps to"
             }
+            Rule::SealedTemplateInvalid => {
+                "SealedSecret template that does not parse, is refused, or reads an input the object does not have"
+            }
             Rule::GcpServiceAccountKey => "Google Cloud service account key file",
             Rule::AwsAccessKeyId => "AWS access key id",
             Rule::AwsSecretAccessKey => "AWS secret access key",
@@ -174,6 +180,9 @@ impl Rule {
             }
             Rule::SealedRetiredKey | Rule::SealedMissingRecipient | Rule::SealedWrongEnvironment => {
                 "re-seal it for its environment: `gitseal reseal --all -i KEY` (with --dry-run to list the files first)"
+            }
+            Rule::SealedTemplateInvalid => {
+                "fix the template (docs/templates.md) or add the missing input; check it offline with `gitseal render -f FILE`"
             }
             Rule::PrivateKey | Rule::OpensshPrivateKey => {
                 "remove the key from the repository, rotate it, and seal it with `gitseal seal` if it must be deployed"

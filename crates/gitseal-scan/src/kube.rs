@@ -351,6 +351,20 @@ fn sealed_secret(
     let name = meta.and_then(|m| s(m, "name"));
     let namespace = meta.and_then(|m| s(m, "namespace"));
     let spec = v.get("spec");
+    for f in crate::template::findings(spec) {
+        let base = doc.locate(from, "template").unwrap_or(from);
+        let pos = doc.locate(base, &f.key).unwrap_or(base);
+        let message = format!(
+            "SealedSecret `{}`: {}",
+            escape_control(name.unwrap_or("<unnamed>")),
+            escape_control(&f.message)
+        );
+        let (rule, secret) = match &f.secret {
+            Some(pasted) => (Rule::UrlPassword, pasted.as_slice()),
+            None => (Rule::SealedTemplateInvalid, f.key.as_bytes()),
+        };
+        out.push(hit_at(doc, pos, rule, message, secret));
+    }
     let scope_text = spec.and_then(|sp| s(sp, "scope")).unwrap_or("strict");
     let Some(map) = spec
         .and_then(|sp| sp.get("encryptedData"))

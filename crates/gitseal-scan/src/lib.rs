@@ -33,6 +33,7 @@ mod kustomize;
 pub mod lifecycle;
 pub mod report;
 mod rules;
+mod template;
 pub mod walk;
 
 pub use allow::{Baseline, PathFilter};
@@ -316,6 +317,7 @@ pub(crate) fn structural(r: Rule) -> bool {
             | Rule::SealedRetiredKey
             | Rule::SealedMissingRecipient
             | Rule::SealedWrongEnvironment
+            | Rule::SealedTemplateInvalid
     )
 }
 

@@ -112,7 +112,8 @@ fn severity(rule: Rule) -> &'static str {
         Rule::GenericSecret
         | Rule::Jwt
         | Rule::SealedBindingMismatch
-        | Rule::SealedValueInvalid => "7.0",
+        | Rule::SealedValueInvalid
+        | Rule::SealedTemplateInvalid => "7.0",
         _ => "9.0",
     }
 }
