@@ -85,11 +85,13 @@ pub fn is_placeholder(v: &[u8]) -> bool {
     }
     let first = v[0];
     let last = v[v.len() - 1];
-    if matches!(
-        first,
-        b'$' | b'%' | b'<' | b'{' | b'[' | b'@' | b'#' | b'&' | b'*'
-    ) || matches!(last, b'>' | b'}' | b']' | b')')
+    if matches!(first, b'$' | b'<' | b'{' | b'[' | b'@' | b'#' | b'&' | b'*')
+        || matches!(last, b'>' | b'}' | b']' | b')')
     {
+        return true;
+    }
+    // `%VAR%`, `%s`, `%(name)s`; a password may well start with `%`.
+    if first == b'%' && (last == b'%' || v.len() <= 3 || matches!(v.get(1), Some(b'(' | b'{'))) {
         return true;
     }
     if memchr::memmem::find(v, b"{{").is_some()

@@ -6,10 +6,12 @@
 
 mod allow;
 mod git;
+mod hardening;
 mod kube;
 mod kustomize;
 mod report;
 mod rules;
+mod values;
 
 use gitseal_scan::{Config, Finding, Scanner};
 

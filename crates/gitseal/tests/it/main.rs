@@ -17,5 +17,6 @@ mod real_cluster;
 mod seal_unseal;
 mod support;
 mod verify_kustomize;
+mod verify_levels;
 #[path = "../../../../tests/support/yaml11.rs"]
 mod yaml11_support;
