@@ -353,6 +353,8 @@ impl Context {
             "testutils",
             "mocks",
             "mock",
+            "fake",
+            "fakes",
         ];
         const DOC_DIRS: &[&str] = &[
             "docs",
@@ -382,6 +384,8 @@ impl Context {
             || stem.ends_with("test") && file.ends_with(".java")
             || stem.ends_with("tests") && (file.ends_with(".java") || file.ends_with(".cs"))
             || stem == "conftest"
+            || file.ends_with(".test")
+            || file.ends_with(".testing")
             || stem.starts_with("fake_")
             || stem.starts_with("mock_");
         if test_file {

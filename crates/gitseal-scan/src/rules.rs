@@ -319,11 +319,14 @@ impl Patterns {
         }
         let tok = &data[pos..end];
         if need_entropy {
-            // The random part after the prefix must look random.
-            let tail = tok
+            // The random part after the public prefix must look random.
+            let tail = rule
+                .public_prefix()
                 .iter()
-                .position(|&b| b == b'_' || b == b'-')
-                .map_or(tok, |i| &tok[i + 1..]);
+                .filter(|p| tok.starts_with(p.as_bytes()))
+                .map(|p| &tok[p.len()..])
+                .min_by_key(|t| t.len())
+                .unwrap_or(tok);
             if entropy::is_placeholder(tail) || entropy::shannon(tail) < 3.0 {
                 return;
             }
@@ -1191,6 +1194,10 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
     if !npm_auth && !is_secret_key(key) {
         return;
     }
+    // `${DB_PASSWORD:default}`, `$(TOKEN)`: a reference, not an assignment.
+    if ks > 0 && matches!(data[ks - 1], b'$' | b'{' | b'(') {
+        return;
+    }
     let key_quoted = ks > 0 && matches!(data[ks - 1], b'"' | b'\'');
     let mut i = ke;
     if key_quoted && i < data.len() && data[i] == data[ks - 1] {
@@ -1292,6 +1299,11 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
         && !entropy::is_placeholder(value)
         && entropy::shannon(value) >= 4.0;
     if !aws_secret && !value_is_secret(value) {
+        return;
+    }
+    // A UUID under a password-like name is an id (`LastPass = "b78a…"`,
+    // an enum of password managers); under a token name it may be a token.
+    if entropy::is_uuid(value) && (has_word(key, "pass") || has_word(key, "password")) {
         return;
     }
     let (rule, message) = if aws_secret {

@@ -5,6 +5,7 @@
 //! push protection nor `gitseal verify` on this repository sees one.
 
 mod allow;
+mod commits;
 mod git;
 mod hardening;
 mod kube;
