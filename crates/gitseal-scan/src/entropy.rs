@@ -233,7 +233,7 @@ pub fn is_identifier_like(v: &[u8]) -> bool {
     }
     // Words joined by separators: `kv1-value`, `admin-2024`, `Prod_DB.v2`.
     let segments: Vec<&[u8]> = v
-        .split(|b| matches!(b, b'-' | b'_' | b'.' | b':'))
+        .split(|b| matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'[' | b']'))
         .filter(|s| !s.is_empty())
         .collect();
     if segments.len() >= 2 && segments.iter().all(|s| is_word(s) || short_word(s)) {
@@ -247,12 +247,14 @@ pub fn is_identifier_like(v: &[u8]) -> bool {
             .all(|s| s.iter().any(u8::is_ascii_uppercase) && s.len() <= 12)
 }
 
-/// A short lower-case piece such as `k8s`, `etcd`, `v2`, `s3`: too short to
-/// carry a secret's entropy.
+/// A short lower-case (or capitalised) piece such as `k8s`, `K8s`, `etcd`,
+/// `v2`, `s3`: too short to carry a secret's entropy.
 fn short_word(s: &[u8]) -> bool {
     s.len() <= 5
         && s.iter()
+            .skip(1)
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.first().is_some_and(u8::is_ascii_alphanumeric)
         && s.iter().filter(|b| b.is_ascii_digit()).count() <= 1
 }
 

@@ -372,7 +372,17 @@ impl Context {
             "content",
             "site",
         ];
-        if segments.iter().any(|s| TEST_DIRS.contains(s)) {
+        let test_dir = |s: &&str| {
+            let s = s.trim_start_matches(['_', '.']);
+            TEST_DIRS.contains(&s)
+                || ["-test", "_test", "-tests", "_tests", "-testdata"]
+                    .iter()
+                    .any(|t| s.ends_with(t))
+                || ["test-", "test_", "tests-", "tests_"]
+                    .iter()
+                    .any(|t| s.starts_with(t))
+        };
+        if segments.iter().any(test_dir) {
             return Context::Test;
         }
         let stem = file.split('.').next().unwrap_or("");

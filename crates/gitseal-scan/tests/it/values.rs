@@ -204,3 +204,36 @@ fn yaml_and_markdown_code_selectors_are_not_values() {
     let s = v(11);
     fires("values.yaml", &format!("auth:\n  password: {s}\n"), 2, &s);
 }
+
+#[test]
+fn names_and_paths_in_quotes_are_not_values() {
+    silent(
+        "pkg/controller_test.go",
+        "\t\tSecretKey: \"some-array[0].entity\",\n\t\tpassword: \"K8s_admin\",\n",
+    );
+    silent("docs/vsphere.md", "vsphere_password: \"K8s_admin\"\n");
+}
+
+#[test]
+fn contexts_follow_path_conventions() {
+    use gitseal_scan::Context;
+    for (path, want) in [
+        ("runtime/template/v2/_testdata/root-ca.key", Context::Test),
+        ("pkg/issuer/vault/setup_test.go", Context::Test),
+        ("hc/tests/test_notify.py", Context::Test),
+        ("src/app.spec.ts", Context::Test),
+        ("src/test/java/AppTest.java", Context::Test),
+        ("integration-tests/a.yaml", Context::Test),
+        (".env.test", Context::Test),
+        ("providers/chef/fake/fake.go", Context::Test),
+        ("docs/snippets/secret.yaml", Context::Docs),
+        ("README.md", Context::Docs),
+        ("examples/basic/main.tf", Context::Docs),
+        ("config.yaml.example", Context::Docs),
+        ("deploy/values.yaml", Context::Production),
+        ("pkg/latest/contest.go", Context::Production),
+        ("cmd/main.go", Context::Production),
+    ] {
+        assert_eq!(Context::of_path(path), want, "{path}");
+    }
+}
