@@ -82,6 +82,7 @@ fn render_without_a_key_shows_placeholders_and_with_one_the_secret() {
     out.ok();
     assert_eq!(
         data_item(&out.stdout, 0, "DATABASE_URL"),
+        // gitseal:allow a made-up password in the expected output of a template test
         b"postgres://shop:hunter2-PLAINTEXT%21@db:5432/shop"
     );
 
@@ -167,6 +168,7 @@ fn edit_changes_a_template_in_place() {
     out.ok();
     assert_eq!(
         data_item(&out.stdout, 0, "DATABASE_URL"),
+        // gitseal:allow a made-up password in the expected output of a template test
         b"postgres://shop:hunter2-PLAINTEXT%21@db2:5432/shop"
     );
 }
@@ -194,5 +196,9 @@ fn verify_reports_broken_templates_and_pasted_credentials() {
     let out = env.run(&["verify", "pasted.yaml"]);
     out.exits(1);
     assert!(out.stdout.contains("url-password"), "{}", out.stdout);
-    assert!(!out.stdout.contains("Zq8vXp2LkT9mWs4R"), "redacted: {}", out.stdout);
+    assert!(
+        !out.stdout.contains("Zq8vXp2LkT9mWs4R"),
+        "redacted: {}",
+        out.stdout
+    );
 }
