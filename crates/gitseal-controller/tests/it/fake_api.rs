@@ -97,6 +97,8 @@ struct State {
     faults: Vec<Fault>,
     log: Option<Vec<String>>,
     requests: u64,
+    /// `verb resource` → requests served (see [`FakeApi::request_tally`]).
+    tally: BTreeMap<String, u64>,
 }
 
 /// The fake API server. Cheap to clone (shared state).
@@ -188,6 +190,27 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `verb resource[/subresource]` of a request, for [`FakeApi::request_tally`].
+fn tally_key(method: &Method, path: &str, watch: bool) -> String {
+    let Some(route) = parse_route(path).filter(|_| discovery(path).is_none()) else {
+        return "get discovery".to_string();
+    };
+    let verb = match (method.as_str(), route.name.is_some()) {
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        (other, _) => other,
+    };
+    match route.sub {
+        Some(sub) => format!("{verb} {}/{sub}", route.plural),
+        None => format!("{verb} {}", route.plural),
+    }
 }
 
 /// A parsed label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-joined.
@@ -526,6 +549,7 @@ impl FakeApi {
                 faults: Vec::new(),
                 log: None,
                 requests: 0,
+                tally: BTreeMap::new(),
             })),
             tx,
         }
@@ -571,6 +595,14 @@ impl FakeApi {
     /// Number of requests served.
     pub fn request_count(&self) -> u64 {
         self.lock().requests
+    }
+
+    /// Requests served so far by verb and resource, as `kubectl` and the
+    /// API server's audit log name them: `get secrets`, `list sealedsecrets`,
+    /// `watch secrets`, `create events`, `patch sealedsecrets/status`,
+    /// `update leases`, `delete secrets`; discovery is `get discovery`.
+    pub fn request_tally(&self) -> BTreeMap<String, u64> {
+        self.lock().tally.clone()
     }
 
     /// The current object, parsed.
@@ -867,6 +899,9 @@ impl FakeApi {
         {
             let mut st = self.lock();
             st.requests += 1;
+            *st.tally
+                .entry(tally_key(&parts.method, &path, watch))
+                .or_insert(0) += 1;
             if let Some(log) = st.log.as_mut() {
                 log.push(line.clone());
             }
