@@ -22,6 +22,8 @@ pub mod metrics;
 pub mod reconcile;
 pub mod rollout;
 pub mod run;
+pub mod secret_index;
+pub mod shard;
 pub mod sources;
 pub mod triggers;
 pub mod vault;
@@ -49,6 +51,9 @@ pub const RESERVED_PREFIX: &str = "gitseal.dev/";
 /// Most data a Secret can hold: the sum of its decoded values, as the API
 /// server counts it (`MaxSecretSize`).
 pub const MAX_SECRET_DATA_BYTES: usize = 1024 * 1024;
+/// The Secret type Kubernetes fills with a service account's token; refused
+/// in a SealedSecret's template unless the operator allows it.
+pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 /// Name of the ConfigMap where the public keys are published.
 pub const PUBLIC_KEYS_CONFIGMAP: &str = "gitseal-public-keys";
 
@@ -89,6 +94,11 @@ pub enum Reason {
     NamespaceNotAllowed,
     /// The data would exceed what a Secret can hold (1 MiB).
     TooLarge,
+    /// The template asks for a Secret type the controller does not write
+    /// (`kubernetes.io/service-account-token`: Kubernetes would fill it with
+    /// a token of any service account of the namespace), unless the
+    /// operator allows it.
+    SecretTypeNotAllowed,
 }
 
 impl Reason {
@@ -109,11 +119,12 @@ impl Reason {
             Reason::ReservedMetadata => "ReservedMetadata",
             Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
             Reason::TooLarge => "TooLarge",
+            Reason::SecretTypeNotAllowed => "SecretTypeNotAllowed",
         }
     }
 
     /// Every reason, for metrics exported at zero.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Synced,
         Reason::DecryptFailed,
         Reason::UnknownKey,
@@ -128,6 +139,7 @@ impl Reason {
         Reason::ReservedMetadata,
         Reason::NamespaceNotAllowed,
         Reason::TooLarge,
+        Reason::SecretTypeNotAllowed,
     ];
 
     /// Whether the failure may go away by retrying alone (Vault or the API
@@ -190,6 +202,9 @@ pub enum Error {
         /// What is wrong (never the key).
         message: String,
     },
+    /// The shard flags are unusable.
+    #[error("{0}")]
+    InvalidShard(String),
     /// A duration flag could not be parsed.
     #[error("invalid duration {0:?}: expected e.g. 720h, 30m, 90s, 30d or 0")]
     InvalidDuration(String),
@@ -216,7 +231,10 @@ impl Error {
             Error::NoKeys => "NoKeys",
             Error::MissingField(_) => "InvalidObject",
             Error::BadKey { .. } => "BadKey",
-            Error::InvalidDuration(_) | Error::Serialize(_) | Error::Io { .. } => "Internal",
+            Error::InvalidDuration(_)
+            | Error::InvalidShard(_)
+            | Error::Serialize(_)
+            | Error::Io { .. } => "Internal",
         }
     }
 

@@ -44,10 +44,11 @@ use serde_json::json;
 use crate::hash::DataHasher;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::secret_index::{SecretIndex, Seen};
 use crate::sources::{self, ItemFailure, Resolved, VaultResolver};
 use crate::{
     Error, Reason, ADOPT_ANNOTATION, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
-    MAX_SECRET_DATA_BYTES, RESERVED_PREFIX,
+    MAX_SECRET_DATA_BYTES, RESERVED_PREFIX, SERVICE_ACCOUNT_TOKEN_TYPE,
 };
 
 /// Retry timing.
@@ -112,6 +113,12 @@ pub struct Context {
     /// The controller's own namespace, where SealedSecrets are refused
     /// (`NamespaceNotAllowed`); `None` when they are allowed.
     pub refused_namespace: Option<String>,
+    /// Write Secrets of type `kubernetes.io/service-account-token` (refused
+    /// by default: Kubernetes puts a token of the service account the
+    /// Secret names into it).
+    pub allow_service_account_tokens: bool,
+    /// The managed Secrets as last seen (fingerprints, no data).
+    pub secrets: Arc<SecretIndex>,
     /// Object id → when its current run of failures started.
     failures: Mutex<HashMap<String, Instant>>,
     /// uid → fingerprint of the last Event emitted for the object.
@@ -169,6 +176,8 @@ impl Context {
             timing,
             rollout: true,
             refused_namespace: None,
+            allow_service_account_tokens: false,
+            secrets: Arc::new(SecretIndex::new()),
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
             live: RwLock::new(None),
@@ -225,6 +234,13 @@ impl Context {
         self
     }
 
+    /// Allows (or refuses) templates of type
+    /// `kubernetes.io/service-account-token`.
+    pub fn allowing_service_account_tokens(mut self, allow: bool) -> Self {
+        self.allow_service_account_tokens = allow;
+        self
+    }
+
     /// Refuses SealedSecrets in `namespace` (the controller's own), or
     /// allows every namespace with `None`.
     pub fn refusing_namespace(mut self, namespace: Option<String>) -> Self {
@@ -252,6 +268,10 @@ impl Context {
         if let Some(uid) = obj.metadata.uid.as_deref() {
             lock(&self.emitted).remove(uid);
         }
+        self.secrets.forget(
+            obj.metadata.namespace.as_deref().unwrap_or_default(),
+            obj.metadata.name.as_deref().unwrap_or_default(),
+        );
         self.metrics.forget(&id);
     }
 
@@ -272,6 +292,8 @@ impl Context {
             .collect();
         lock(&self.failures).retain(|id, _| ids.contains(id));
         lock(&self.emitted).retain(|uid, _| uids.contains(uid.as_str()));
+        self.secrets
+            .retain_wanted(|ns, name| ids.contains(&format!("{ns}/{name}")));
         self.metrics.retain_retired(|id| ids.contains(id));
     }
 }
@@ -607,33 +629,40 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
         Err(e) => return Err(e),
     };
 
-    let Place { ns, name, uid } = place;
+    let Place { ns, name, .. } = place;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = secrets.get_opt(name).await?;
-    match &existing {
-        Some(e) if !owned_by(e, uid) && !adoptable(e) => {
-            let message = format!(
-                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
-            );
-            return Ok(Step::Failed(Failed {
-                reason: Reason::SecretNotOwned,
-                message,
-                error: Error::NotOwned(format!("{ns}/{name}")),
-            }));
+    // What the Secret index saw: in sync (nothing to do), no managed
+    // Secret (create one), or else read it and compare.
+    let wanted = ctx.secrets.fingerprint(&desired);
+    ctx.secrets.want(ns, name, wanted);
+    let seen = ctx.secrets.seen(ns, name).await;
+    let (existing, after) = match seen {
+        Seen::Present(fp) if fp == wanted => (None, None),
+        // A Secret not managed by the controller was there at the last
+        // pass: read it rather than try a create that would be refused.
+        Seen::Absent if !last_reason_is(obj, Reason::SecretNotOwned) => {
+            if was_written(obj) && !owner_exists(ctx, obj, &place).await? {
+                ctx.forget(obj);
+                return Ok(Step::Gone);
+            }
+            match create(&secrets, &desired).await {
+                Ok(Some(created)) => (None, Some(created)),
+                // A Secret the index does not see (not managed, or too new).
+                Ok(None) => match write_existing(ctx, obj, &place, &secrets, &desired).await? {
+                    Ok(written) => written,
+                    Err(step) => return Ok(step),
+                },
+                Err(failed) => return Ok(Step::Failed(failed)),
+            }
         }
-        // The Secret was written before and is gone: put it back, unless
-        // the SealedSecret is gone too (garbage collection deleted the
-        // Secret after its owner, while this cache still held the owner).
-        None if was_written(obj) && !owner_exists(ctx, obj, &place).await? => {
-            ctx.forget(obj);
-            return Ok(Step::Gone);
+        Seen::Absent | Seen::Present(_) | Seen::Unknown => {
+            match write_existing(ctx, obj, &place, &secrets, &desired).await? {
+                Ok(written) => written,
+                Err(step) => return Ok(step),
+            }
         }
-        _ => {}
-    }
-    let written = match write_secret(&secrets, existing.as_ref(), &desired, uid).await {
-        Ok(w) => w,
-        Err(failed) => return Ok(Step::Failed(failed)),
     };
+    let written = after.is_some();
     let id = object_id(obj);
     let data_hash = status_hash(ctx, obj, &place, &resolved);
     if written {
@@ -657,6 +686,67 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
     }))
 }
 
+/// The Secret as read now, and the Secret after writing it when a write
+/// was needed.
+type Written = (Option<Secret>, Option<Secret>);
+
+/// Step 5 when the Secret may exist: reads it (one GET), refuses a Secret
+/// the object does not own, puts a deleted one back unless the object is
+/// gone too, and writes what differs.
+async fn write_existing(
+    ctx: &Context,
+    obj: &SealedSecret,
+    place: &Place<'_>,
+    secrets: &Api<Secret>,
+    desired: &Secret,
+) -> Result<Result<Written, Step>, Error> {
+    let Place { ns, name, uid } = *place;
+    let existing = secrets.get_opt(name).await?;
+    match &existing {
+        Some(e) if !owned_by(e, uid) && !adoptable(e) => {
+            let message = format!(
+                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
+            );
+            return Ok(Err(Step::Failed(Failed {
+                reason: Reason::SecretNotOwned,
+                message,
+                error: Error::NotOwned(format!("{ns}/{name}")),
+            })));
+        }
+        // The Secret was written before and is gone: put it back, unless
+        // the SealedSecret is gone too (garbage collection deleted the
+        // Secret after its owner, while this cache still held the owner).
+        None if was_written(obj) && !owner_exists(ctx, obj, place).await? => {
+            ctx.forget(obj);
+            return Ok(Err(Step::Gone));
+        }
+        _ => {}
+    }
+    match write_secret(secrets, existing.as_ref(), desired, uid).await {
+        Ok(after) => Ok(Ok((existing, after))),
+        Err(failed) => Ok(Err(Step::Failed(failed))),
+    }
+}
+
+/// Creates the Secret; `Ok(None)` when one of that name already exists. A
+/// create (not an apply) so that a Secret nobody told the controller about
+/// is never taken over.
+async fn create(secrets: &Api<Secret>, desired: &Secret) -> Result<Option<Secret>, Failed> {
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    match secrets.create(&params, desired).await {
+        Ok(s) => Ok(Some(s)),
+        Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(None),
+        Err(e) => Err(Failed::write(
+            e,
+            "creating the Secret failed",
+            "nothing was written",
+        )),
+    }
+}
+
 /// Step 1: what this object may ask for at all.
 fn admit(obj: &SealedSecret, ctx: &Context, place: &Place<'_>) -> Option<Failed> {
     if ctx.refused_namespace.as_deref() == Some(place.ns) {
@@ -670,6 +760,15 @@ fn admit(obj: &SealedSecret, ctx: &Context, place: &Place<'_>) -> Option<Failed>
     }
     if let Some(refused) = reserved_metadata(obj) {
         return Some(refused);
+    }
+    let type_ = obj.spec.template.as_ref().and_then(|t| t.type_.as_deref());
+    if type_ == Some(SERVICE_ACCOUNT_TOKEN_TYPE) && !ctx.allow_service_account_tokens {
+        return Some(Failed::refused(
+            Reason::SecretTypeNotAllowed,
+            format!(
+                "the template asks for a Secret of type {SERVICE_ACCOUNT_TOKEN_TYPE}, which Kubernetes fills with a token of the service account it names; the controller does not write them unless started with --allow-service-account-token-secrets. Nothing was written"
+            ),
+        ));
     }
     // Refused before anything is opened: sealed values whose plaintext is
     // already too large (text length bounds it from above, so most objects
@@ -776,6 +875,14 @@ async fn resolve(
     Ok(resolved)
 }
 
+fn last_reason_is(obj: &SealedSecret, reason: Reason) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.reason == reason.as_str())
+    })
+}
+
 fn was_written(obj: &SealedSecret) -> bool {
     obj.status.as_ref().is_some_and(|s| s.data_hash.is_some())
 }
@@ -848,15 +955,16 @@ async fn rollout(
     }
 }
 
-/// Step 5: makes the Secret exactly `desired`; returns whether it wrote.
+/// Step 5: makes the Secret exactly `desired`; returns the Secret as
+/// written, or `None` when it already was.
 async fn write_secret(
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     desired: &Secret,
     uid: &str,
-) -> Result<bool, Failed> {
+) -> Result<Option<Secret>, Failed> {
     let after = match existing {
-        Some(e) if matches_desired(e, desired, uid, Extra::Refused) => return Ok(false),
+        Some(e) if matches_desired(e, desired, uid, Extra::Refused) => return Ok(None),
         Some(e) if needs_replacement(e, desired) => replace(secrets, e, desired).await?,
         // Only items someone else added differ: removing them is enough.
         Some(e) if matches_desired(e, desired, uid, Extra::Allowed) => e.clone(),
@@ -872,7 +980,7 @@ async fn write_secret(
             ),
         ));
     }
-    Ok(true)
+    Ok(Some(after))
 }
 
 async fn apply(secrets: &Api<Secret>, desired: &Secret) -> Result<Secret, Failed> {
