@@ -207,7 +207,16 @@ pub async fn start(
             reporter,
             config.namespace.clone(),
         );
-        let crd_gate = health.run_crd_gate(Api::all(client.clone()));
+        // A shard with a namespace list may only read its namespaces (a
+        // Role in each): probe in the first.
+        let crd_probe = match &config.scope {
+            Scope::Namespaces(set) => match set.iter().next() {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            },
+            _ => Api::all(client.clone()),
+        };
+        let crd_gate = health.run_crd_gate(crd_probe);
         let election = async {
             match config.leader.clone() {
                 Some(lc) => {
@@ -458,11 +467,22 @@ fn watches(
     )
     .boxed();
     let (c, index) = (client.clone(), ctx.secrets.clone());
-    let managed = shard::merged(set.clone(), move |ns| {
+    let left = ctx.secrets.clone();
+    let managed = shard::per_namespace(set.clone(), move |ns| {
         index
             .clone()
             .watch(Api::namespaced(c.clone(), ns), Some(ns.to_string()))
-    });
+    })
+    .filter_map(move |item| {
+        futures::future::ready(match item {
+            shard::NsItem::Item(_, target) => Some(target),
+            shard::NsItem::Left(ns) => {
+                left.left(&ns);
+                None
+            }
+        })
+    })
+    .boxed();
     let c = client.clone();
     let triggers = shard::merged(set, move |ns| {
         crate::triggers::secret_triggers_in(Api::namespaced(c.clone(), ns))

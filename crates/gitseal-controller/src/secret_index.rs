@@ -19,9 +19,9 @@
 //! is applied to the index before it triggers, the reconcile it triggers
 //! sees it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use gitseal_manifest::SealedSecret;
@@ -40,8 +40,8 @@ use crate::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 /// A Secret reduced to what reconcile compares (never its data).
 pub type Fingerprint = [u8; 16];
 
-/// How long a reconcile waits for the index's first list before it asks
-/// the API server instead.
+/// How long a reconcile waits for the index's first list (of its
+/// namespace) before it asks the API server instead.
 const READY_WAIT: Duration = Duration::from_secs(20);
 
 /// Secrets listed per page: a page is decoded whole (Secrets of up to 1 MiB
@@ -62,8 +62,14 @@ struct State {
     /// Entries of the relists in progress, by the namespace of the watch
     /// (`None`: every namespace).
     relisting: HashMap<Option<String>, HashMap<(String, String), Fingerprint>>,
-    /// When the current term's watch started (for [`READY_WAIT`]).
-    started: Option<Instant>,
+    /// Watch scopes that finished their first list (`None`: every
+    /// namespace).
+    listed: HashSet<Option<String>>,
+    /// Namespaces whose first list a reconcile waited for in vain: later
+    /// reconciles there ask the API server at once.
+    gave_up: HashSet<String>,
+    /// Between [`SecretIndex::start`] and [`SecretIndex::stop`].
+    active: bool,
 }
 
 /// What the index knows of one Secret.
@@ -82,7 +88,8 @@ pub enum Seen {
 pub struct SecretIndex {
     key: Zeroizing<[u8; 32]>,
     state: Mutex<State>,
-    ready: watch::Sender<bool>,
+    /// Bumped when a watch scope finishes a list.
+    listed: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for SecretIndex {
@@ -112,7 +119,7 @@ impl SecretIndex {
         SecretIndex {
             key,
             state: Mutex::new(State::default()),
-            ready: watch::channel(false).0,
+            listed: watch::channel(0).0,
         }
     }
 
@@ -172,30 +179,36 @@ impl SecretIndex {
         fp
     }
 
-    /// What the index knows of Secret `namespace/name`. Waits (up to 20 s
-    /// after the watch started) for the first list; after that, answers
-    /// [`Seen::Unknown`] at once while the index is not listed.
+    /// What the index knows of Secret `namespace/name`. Waits (up to 20 s)
+    /// for the first list of the namespace; after that, answers
+    /// [`Seen::Unknown`] at once while the namespace is not listed.
     pub async fn seen(&self, namespace: &str, name: &str) -> Seen {
-        if !*self.ready.borrow() {
-            let started = self.lock().started;
-            let Some(started) = started else {
-                return Seen::Unknown;
-            };
-            let left = READY_WAIT.saturating_sub(started.elapsed());
-            let mut rx = self.ready.subscribe();
-            let listed = tokio::time::timeout(left, rx.wait_for(|r| *r)).await;
-            if !matches!(listed, Ok(Ok(_))) {
+        let mut rx = self.listed.subscribe();
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        loop {
+            {
+                let st = self.lock();
+                if st.listed.contains(&None) || st.listed.contains(&Some(namespace.to_string())) {
+                    return match st
+                        .entries
+                        .get(&(namespace.to_string(), name.to_string()))
+                        .and_then(|e| e.seen)
+                    {
+                        Some(fp) => Seen::Present(fp),
+                        None => Seen::Absent,
+                    };
+                }
+                if !st.active || st.gave_up.contains(namespace) {
+                    return Seen::Unknown;
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                self.lock().gave_up.insert(namespace.to_string());
                 return Seen::Unknown;
             }
-        }
-        let st = self.lock();
-        match st
-            .entries
-            .get(&(namespace.to_string(), name.to_string()))
-            .and_then(|e| e.seen)
-        {
-            Some(fp) => Seen::Present(fp),
-            None => Seen::Absent,
         }
     }
 
@@ -249,18 +262,26 @@ impl SecretIndex {
 
     /// Starts a term: nothing is known until the first list.
     pub fn start(&self) {
-        let mut st = self.lock();
-        *st = State {
-            started: Some(Instant::now()),
+        *self.lock() = State {
+            active: true,
             ..State::default()
         };
-        self.ready.send_replace(false);
+        self.listed.send_modify(|n| *n += 1);
     }
 
     /// Ends a term: everything is forgotten.
     pub fn stop(&self) {
         *self.lock() = State::default();
-        self.ready.send_replace(false);
+        self.listed.send_modify(|n| *n += 1);
+    }
+
+    /// A namespace left this shard: what was seen there is forgotten.
+    pub fn left(&self, namespace: &str) {
+        let mut st = self.lock();
+        st.listed.remove(&Some(namespace.to_string()));
+        st.gave_up.remove(namespace);
+        st.relisting.remove(&Some(namespace.to_string()));
+        st.entries.retain(|(ns, _), _| ns != namespace);
     }
 
     /// Applies one event of the watch of every namespace; returns the
@@ -320,8 +341,8 @@ impl SecretIndex {
                     .insert(at, fp);
             }
             watcher::Event::InitDone => {
-                let first = !*self.ready.borrow();
                 let mut st = self.lock();
+                let first = !st.listed.contains(&scope);
                 let mut listed = st.relisting.remove(&scope).unwrap_or_default();
                 // Changed or vanished while the watch was away: reconcile
                 // (not on the first list: every object is reconciled then).
@@ -345,8 +366,12 @@ impl SecretIndex {
                         },
                     );
                 }
+                if let Some(ns) = scope.as_deref() {
+                    st.gave_up.remove(ns);
+                }
+                st.listed.insert(scope);
                 drop(st);
-                self.ready.send_replace(true);
+                self.listed.send_modify(|n| *n += 1);
             }
         }
         out
