@@ -173,3 +173,54 @@ fn an_invalid_manifest_is_caught() {
     let caught = std::panic::catch_unwind(|| kubernetes_validate(&doc));
     assert!(caught.is_err());
 }
+
+/// Every test that docs/security.md names as proof of a threat-model row
+/// exists: a `fn NAME` for each snake_case name in backticks, a file for
+/// each path. A renamed or deleted test makes the table stale, and this
+/// test says which entry.
+#[test]
+fn security_threat_model_names_tests_that_exist() {
+    let root = repo_root();
+    let page = std::fs::read_to_string(root.join("docs/security.md")).expect("docs/security.md");
+    let mut sources = String::new();
+    let mut stack = vec![root.join("crates"), root.join("tests")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() && name != "target" && name != "fuzz" {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut named = 0;
+    for line in page.lines().filter(|l| l.starts_with("| **")) {
+        for (i, quoted) in line.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue;
+            }
+            let is_test = quoted.len() > 20
+                && quoted
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if is_test {
+                named += 1;
+                assert!(
+                    sources.contains(&format!("fn {quoted}(")),
+                    "docs/security.md names the test `{quoted}`, which no longer exists"
+                );
+            } else if quoted.starts_with("tests/") || quoted.starts_with("crates/") {
+                assert!(
+                    root.join(quoted).exists(),
+                    "docs/security.md names `{quoted}`, which does not exist"
+                );
+            }
+        }
+    }
+    assert!(
+        named >= 10,
+        "the threat-model table names only {named} tests"
+    );
+}
