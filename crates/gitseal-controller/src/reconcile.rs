@@ -117,6 +117,8 @@ pub struct Context {
     /// by default: Kubernetes puts a token of the service account the
     /// Secret names into it).
     pub allow_service_account_tokens: bool,
+    /// Whole objects from the watch, waiting for their reconcile.
+    pub fresh: Arc<Fresh>,
     /// The managed Secrets as last seen (fingerprints, no data).
     pub secrets: Arc<SecretIndex>,
     /// Object id → when its current run of failures started.
@@ -178,6 +180,7 @@ impl Context {
             refused_namespace: None,
             allow_service_account_tokens: false,
             secrets: Arc::new(SecretIndex::new()),
+            fresh: Arc::new(Fresh::new(FRESH_OBJECTS)),
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
             live: RwLock::new(None),
@@ -280,6 +283,7 @@ impl Context {
     pub fn forget_all(&self) {
         self.retain_live(&[]);
         self.stop_watching_live();
+        self.fresh.clear();
     }
 
     /// Forgets every object not in `live` (after a relist, deletions that
@@ -304,25 +308,14 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 
 /// Drops what reconcile never reads before a SealedSecret enters the
 /// controller's cache: `managedFields` and kubectl's last-applied copy of
-/// the object (together often larger than the object itself). A spec
-/// larger than [`CACHE_SPEC_LIMIT`] is left out too (the copy is marked
-/// [`SPEC_NOT_CACHED`]); reconcile fetches such an object when it needs it.
-pub fn strip_for_cache(obj: &mut SealedSecret) {
+/// the object (together often larger than the object itself); see
+/// [`strip_for_cache`] for the sealed values.
+pub fn strip_unread(obj: &mut SealedSecret) {
     obj.metadata.managed_fields = None;
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
-        // Only this function sets the marker.
+        // Only [`strip_for_cache`] sets the marker.
         annotations.remove(SPEC_NOT_CACHED);
-    }
-    let size = spec_size(obj);
-    if size > CACHE_SPEC_LIMIT {
-        obj.spec.encrypted_data = BTreeMap::new();
-        obj.spec.vault_data = BTreeMap::new();
-        obj.spec.template = None;
-        obj.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(SPEC_NOT_CACHED.to_string(), size.to_string());
     }
     if obj
         .metadata
@@ -331,6 +324,122 @@ pub fn strip_for_cache(obj: &mut SealedSecret) {
         .is_some_and(|a| a.is_empty())
     {
         obj.metadata.annotations = None;
+    }
+}
+
+/// [`strip_unread`], and the sealed values are left out of the cache (the
+/// copy is marked [`SPEC_NOT_CACHED`] with the size of the spec): they are
+/// most of an object's memory, and reconcile gets them with the watch event
+/// that triggers it ([`Fresh`]) or reads the object again. A spec larger
+/// than [`CACHE_SPEC_LIMIT`] loses its template and Vault items too.
+pub fn strip_for_cache(obj: &mut SealedSecret) {
+    strip_unread(obj);
+    let size = spec_size(obj);
+    if size > CACHE_SPEC_LIMIT {
+        obj.spec.vault_data = BTreeMap::new();
+        obj.spec.template = None;
+    }
+    if size > CACHE_SPEC_LIMIT || !obj.spec.encrypted_data.is_empty() {
+        obj.spec.encrypted_data = BTreeMap::new();
+        obj.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(SPEC_NOT_CACHED.to_string(), size.to_string());
+    }
+}
+
+/// Whether a cached copy lacks a spec larger than [`CACHE_SPEC_LIMIT`].
+pub fn is_large(obj: &SealedSecret) -> bool {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_NOT_CACHED))
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|size| size > CACHE_SPEC_LIMIT)
+}
+
+/// Objects just seen by the watch, whole (sealed values included), until
+/// their reconcile takes them: the cache keeps objects without their sealed
+/// values ([`strip_for_cache`]), so a reconcile triggered by a change of
+/// the object finds the values here instead of reading the object again.
+/// Holds at most a fixed number of objects: the watch waits for a place
+/// before it takes the next object (so a list of 10,000 new objects is
+/// read as fast as they are reconciled, not all at once).
+pub struct Fresh {
+    objects: Mutex<HashMap<(String, String), FreshObject>>,
+    places: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fresh")
+    }
+}
+
+/// A whole object and the place it holds in [`Fresh`].
+type FreshObject = (Arc<SealedSecret>, tokio::sync::OwnedSemaphorePermit);
+
+/// Objects [`Fresh`] holds at most.
+pub const FRESH_OBJECTS: usize = 256;
+
+fn place_key(obj: &SealedSecret) -> (String, String) {
+    (
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Fresh {
+    /// Room for `capacity` objects.
+    pub fn new(capacity: usize) -> Self {
+        Fresh {
+            objects: Mutex::new(HashMap::new()),
+            places: Arc::new(tokio::sync::Semaphore::new(capacity.max(1))),
+        }
+    }
+
+    /// Waits for a place.
+    pub async fn reserve(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.places.clone().acquire_owned().await.ok()
+    }
+
+    /// Keeps `obj` (whole) in the place `permit` holds, replacing an older
+    /// version of it.
+    pub fn put(&self, obj: SealedSecret, permit: tokio::sync::OwnedSemaphorePermit) {
+        lock(&self.objects).insert(place_key(&obj), (Arc::new(obj), permit));
+    }
+
+    /// Takes the whole object for the cached copy `cached` (same uid).
+    pub fn take(&self, cached: &SealedSecret) -> Option<Arc<SealedSecret>> {
+        let key = place_key(cached);
+        let mut objects = lock(&self.objects);
+        match objects.get(&key) {
+            Some((obj, _)) if obj.metadata.uid == cached.metadata.uid => {
+                objects.remove(&key).map(|(obj, _)| obj)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops the object of `obj`'s place (deleted, or no longer this
+    /// shard's).
+    pub fn remove(&self, obj: &SealedSecret) {
+        lock(&self.objects).remove(&place_key(obj));
+    }
+
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        lock(&self.objects).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops everything (the end of a leadership term).
+    pub fn clear(&self) {
+        lock(&self.objects).clear();
     }
 }
 
@@ -551,8 +660,16 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
     if !spec_not_cached(obj) {
         return reconcile_object(obj, ctx).await;
     }
-    // Large: fetched whole now, dropped when done, a few at a time.
-    let _permit = ctx.large.acquire().await;
+    if let Some(full) = ctx.fresh.take(obj) {
+        return reconcile_object(&full, ctx).await;
+    }
+    // Not triggered by a change of the object (its Secret changed, the
+    // keys changed, a retry): read it. Large objects a few at a time.
+    let _permit = if is_large(obj) {
+        Some(ctx.large.acquire().await)
+    } else {
+        None
+    };
     let api: Api<SealedSecret> = Api::namespaced(
         ctx.client.clone(),
         obj.metadata.namespace.as_deref().unwrap_or_default(),

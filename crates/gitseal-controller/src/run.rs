@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use futures::TryStreamExt;
 use futures::{FutureExt, StreamExt};
 use gitseal_manifest::SealedSecret;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -18,8 +17,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::{predicates, reflector, Controller, WatchStreamExt};
+use kube::runtime::watcher;
+use kube::runtime::{reflector, Controller};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -404,41 +403,48 @@ struct Watches {
     follow: BoxStream<'static, ()>,
 }
 
+/// The metadata-only Secret watch triggers on what the managed-Secret
+/// index may not have seen (a Secret that vanished across its relist, an
+/// owner reference or label removed): such a reconcile reads the Secret.
+fn distrusting(
+    ctx: &Arc<Context>,
+    triggers: BoxStream<'static, ObjectRef<SealedSecret>>,
+) -> BoxStream<'static, ObjectRef<SealedSecret>> {
+    let index = ctx.secrets.clone();
+    triggers
+        .inspect(move |target| {
+            index.distrust(
+                target.namespace.as_deref().unwrap_or_default(),
+                &target.name,
+            );
+        })
+        .boxed()
+}
+
 fn watches(
     client: &Client,
     scope: &Scope,
     ctx: &Arc<Context>,
     writer: reflector::store::Writer<SealedSecret>,
-    reader: reflector::Store<SealedSecret>,
 ) -> Watches {
     let forget = ctx.clone();
-    // One reconcile per change of the object: its status (written by the
-    // reconcile itself) and metadata do not change the Secret. A new or
-    // re-created object (new uid) always passes.
-    let changed = |s: BoxStream<'static, Result<SealedSecret, watcher::Error>>| {
-        s.predicate_filter(predicates::generation, Default::default())
-            .boxed()
+    let cache = shard::SealedCache {
+        writer,
+        fresh: ctx.fresh.clone(),
+        gone: Box::new(move |obj| forget.forget(obj)),
     };
     if scope.is_all() {
-        // Default (most recent) list semantics on purpose: an API server
-        // answers a `resourceVersion=0` ("any") list from its watch cache in
-        // one piece, ignoring `limit`, so 10,000 objects would arrive (and
-        // be decoded) at once; a consistent list is paged and bounds the
-        // peak.
-        let sealed: Api<SealedSecret> = Api::all(client.clone());
-        let live = reader;
-        let sealed = watcher(sealed, watcher::Config::default().page_size(LIST_PAGE))
-            .modify(reconcile::strip_for_cache)
-            .reflect(writer)
-            .inspect_ok(move |event| match event {
-                watcher::Event::Delete(obj) => forget.forget(obj),
-                watcher::Event::InitDone => forget.retain_live(&live.state()),
-                _ => {}
-            })
-            .applied_objects()
-            .boxed();
+        // One watch of every namespace (the namespace "").
+        let (tx, set) = watch::channel(Some(std::collections::BTreeSet::from([String::new()])));
+        let sealed = shard::sealed_secrets(client.clone(), set, cache, LIST_PAGE).boxed();
+        // Keeps the namespace set's sender alive while polled.
+        let follow = futures::stream::unfold(tx, |tx| async move {
+            futures::future::pending::<()>().await;
+            Some(((), tx))
+        })
+        .boxed();
         return Watches {
-            sealed: changed(sealed),
+            sealed,
             // The managed Secrets, reduced to fingerprints: reconcile reads
             // them from here instead of one GET per object, and a managed
             // Secret changed or deleted by someone else reconciles its
@@ -451,21 +457,16 @@ fn watches(
             // Secrets, metadata-only and uncached: an owned Secret changed,
             // deleted or vanished across a relist, or a Secret asking to be
             // adopted, maps to its SealedSecret ([`crate::triggers`]).
-            triggers: crate::triggers::secret_triggers(client.clone()).boxed(),
-            follow: futures::stream::pending().boxed(),
+            triggers: distrusting(
+                ctx,
+                crate::triggers::secret_triggers(client.clone()).boxed(),
+            ),
+            follow,
         };
     }
     // A shard: the same watches, one per namespace of the shard.
     let (set, follow) = shard::namespaces(client.clone(), scope);
-    let sealed = shard::sealed_secrets(
-        client.clone(),
-        set.clone(),
-        writer,
-        LIST_PAGE,
-        reconcile::strip_for_cache,
-        move |obj| forget.forget(obj),
-    )
-    .boxed();
+    let sealed = shard::sealed_secrets(client.clone(), set.clone(), cache, LIST_PAGE).boxed();
     let (c, index) = (client.clone(), ctx.secrets.clone());
     let left = ctx.secrets.clone();
     let managed = shard::per_namespace(set.clone(), move |ns| {
@@ -484,11 +485,14 @@ fn watches(
     })
     .boxed();
     let c = client.clone();
-    let triggers = shard::merged(set, move |ns| {
-        crate::triggers::secret_triggers_in(Api::namespaced(c.clone(), ns))
-    });
+    let triggers = distrusting(
+        ctx,
+        shard::merged(set, move |ns| {
+            crate::triggers::secret_triggers_in(Api::namespaced(c.clone(), ns))
+        }),
+    );
     Watches {
-        sealed: changed(sealed),
+        sealed,
         managed,
         triggers,
         follow,
@@ -559,7 +563,7 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
     let (reader, writer) = reflector::store();
     ctx.watch_live(reader.clone());
     ctx.secrets.start();
-    let watches = watches(&client, &config.scope, &ctx, writer, reader.clone());
+    let watches = watches(&client, &config.scope, &ctx, writer);
     let Watches {
         sealed: sealed_stream,
         managed: managed_secrets,

@@ -54,6 +54,9 @@ struct Entry {
     seen: Option<Fingerprint>,
     /// What its SealedSecret last wanted it to be.
     wanted: Option<Fingerprint>,
+    /// Another watch saw this Secret change in a way this one did not (see
+    /// [`SecretIndex::distrust`]): not known until this watch sees it again.
+    distrusted: bool,
 }
 
 #[derive(Default)]
@@ -189,13 +192,11 @@ impl SecretIndex {
             {
                 let st = self.lock();
                 if st.listed.contains(&None) || st.listed.contains(&Some(namespace.to_string())) {
-                    return match st
-                        .entries
-                        .get(&(namespace.to_string(), name.to_string()))
-                        .and_then(|e| e.seen)
-                    {
-                        Some(fp) => Seen::Present(fp),
-                        None => Seen::Absent,
+                    let entry = st.entries.get(&(namespace.to_string(), name.to_string()));
+                    return match entry {
+                        Some(e) if e.distrusted => Seen::Unknown,
+                        Some(Entry { seen: Some(fp), .. }) => Seen::Present(*fp),
+                        _ => Seen::Absent,
                     };
                 }
                 if !st.active || st.gave_up.contains(namespace) {
@@ -220,6 +221,19 @@ impl SecretIndex {
             .entry((namespace.to_string(), name.to_string()))
             .or_default()
             .wanted = Some(fp);
+    }
+
+    /// Another watch (the metadata-only one of every Secret) saw the Secret
+    /// `namespace/name` change or vanish, e.g. across a relist this watch
+    /// did not need: until this watch sees it again, reconcile reads it.
+    pub fn distrust(&self, namespace: &str, name: &str) {
+        if let Some(e) = self
+            .lock()
+            .entries
+            .get_mut(&(namespace.to_string(), name.to_string()))
+        {
+            e.distrusted = true;
+        }
     }
 
     /// Forgets what the SealedSecret of `namespace/name` wanted (it was
@@ -309,6 +323,7 @@ impl SecretIndex {
                 let mut st = self.lock();
                 let e = st.entries.entry(at.clone()).or_default();
                 e.seen = Some(fp);
+                e.distrusted = false;
                 if e.wanted != Some(fp) {
                     out.push(target(&at));
                 }
@@ -320,6 +335,7 @@ impl SecretIndex {
                 let mut st = self.lock();
                 if let Some(e) = st.entries.get_mut(&at) {
                     e.seen = None;
+                    e.distrusted = false;
                     if e.wanted.is_none() {
                         st.entries.remove(&at);
                     }
@@ -355,6 +371,7 @@ impl SecretIndex {
                         out.push(target(at));
                     }
                     e.seen = now;
+                    e.distrusted = false;
                     e.seen.is_some() || e.wanted.is_some()
                 });
                 for (at, fp) in listed {
@@ -363,6 +380,7 @@ impl SecretIndex {
                         Entry {
                             seen: Some(fp),
                             wanted: None,
+                            distrusted: false,
                         },
                     );
                 }
@@ -524,6 +542,21 @@ mod tests {
         let triggered = index.on_event(watcher::Event::Delete(edited));
         assert_eq!(triggered, vec![ObjectRef::new("a").within("team")]);
         assert_eq!(index.seen("team", "a").await, Seen::Absent);
+    }
+
+    #[tokio::test]
+    async fn a_distrusted_entry_is_unknown_until_seen_again() {
+        let index = SecretIndex::new();
+        index.start();
+        let a = secret("a", b"1");
+        listed(&index, vec![a.clone()]);
+        index.distrust("team", "a");
+        assert_eq!(index.seen("team", "a").await, Seen::Unknown);
+        index.on_event(watcher::Event::Apply(a.clone()));
+        assert_eq!(
+            index.seen("team", "a").await,
+            Seen::Present(index.fingerprint(&a))
+        );
     }
 
     #[tokio::test]

@@ -25,11 +25,15 @@ use gitseal_manifest::SealedSecret;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::Store;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
 
+use std::sync::Arc;
+
+use crate::reconcile::{is_large, strip_for_cache, strip_unread, Fresh};
 use crate::Error;
 
 /// Which SealedSecrets an instance owns.
@@ -289,77 +293,144 @@ where
     })
 }
 
-/// The SealedSecrets of the namespaces of `set`, one watch per namespace,
-/// all kept in one cache (`writer`), yielding the objects that changed (as
-/// `applied_objects` does for one watch). `modify` runs on every object
-/// before it is cached; `gone` is told of every object dropped (deleted,
-/// missing after a relist, or its namespace left the shard).
+/// Where the sealed-values-free copies of the SealedSecrets go and whole
+/// objects wait for their reconcile.
+pub struct SealedCache {
+    /// The cache the controller reads.
+    pub writer: Writer<SealedSecret>,
+    /// Whole objects until reconciled.
+    pub fresh: Arc<Fresh>,
+    /// Told of every object dropped (deleted, missing after a relist, or
+    /// its namespace left the shard).
+    pub gone: Box<dyn Fn(&SealedSecret) + Send + Sync>,
+}
+
+struct SealedState {
+    inner: BoxStream<'static, NsItem<Result<watcher::Event<SealedSecret>, watcher::Error>>>,
+    cache: SealedCache,
+    reader: Store<SealedSecret>,
+    relisting: HashMap<String, HashSet<String>>,
+    /// uid digest → generation of the last version passed on.
+    generations: HashMap<[u8; 16], i64>,
+}
+
+fn uid_key(obj: &SealedSecret) -> [u8; 16] {
+    let digest = Sha256::digest(obj.metadata.uid.as_deref().unwrap_or_default().as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+impl SealedState {
+    fn drop_where(&mut self, ns: &str, keep: &dyn Fn(&str) -> bool) {
+        for obj in self.reader.state() {
+            let here = ns.is_empty() || obj.namespace().as_deref() == Some(ns);
+            if here && !keep(&obj.name_any()) {
+                self.drop_object(&obj);
+            }
+        }
+    }
+
+    fn drop_object(&mut self, obj: &SealedSecret) {
+        self.cache
+            .writer
+            .apply_watcher_event(&watcher::Event::Delete(obj.clone()));
+        self.generations.remove(&uid_key(obj));
+        self.cache.fresh.remove(obj);
+        (self.cache.gone)(obj);
+    }
+
+    /// Caches a new version of `obj`; returns the copy to reconcile when
+    /// its generation (or uid) is new: the status and metadata, which the
+    /// controller writes itself, do not change the Secret.
+    async fn arrived(&mut self, mut obj: SealedSecret) -> Option<SealedSecret> {
+        strip_unread(&mut obj);
+        let mut cached = obj.clone();
+        strip_for_cache(&mut cached);
+        self.cache
+            .writer
+            .apply_watcher_event(&watcher::Event::Apply(cached.clone()));
+        let generation = obj.metadata.generation.unwrap_or(-1);
+        let changed = self.generations.insert(uid_key(&obj), generation) != Some(generation)
+            || obj.metadata.generation.is_none();
+        if !changed {
+            return None;
+        }
+        if !is_large(&cached) {
+            let permit = self.cache.fresh.reserve().await?;
+            self.cache.fresh.put(obj, permit);
+        }
+        Some(cached)
+    }
+}
+
+/// The SealedSecrets of the namespaces of `set` (`""`: every namespace),
+/// one watch per namespace, all kept in one cache without their sealed
+/// values ([`strip_for_cache`]), the whole objects in [`Fresh`] until
+/// reconciled. Yields the objects whose generation (or uid) is new, as
+/// `applied_objects` does for one watch; waits when [`Fresh`] is full.
 pub fn sealed_secrets(
     client: Client,
     set: NamespaceSet,
-    mut writer: Writer<SealedSecret>,
+    mut cache: SealedCache,
     page: u32,
-    modify: fn(&mut SealedSecret),
-    gone: impl Fn(&SealedSecret) + Send + Sync + 'static,
 ) -> impl Stream<Item = Result<SealedSecret, watcher::Error>> + Send {
     // Ready (empty) at once: objects arrive namespace by namespace.
-    writer.apply_watcher_event(&watcher::Event::Init);
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    let reader = writer.as_reader();
-    let mut relisting: HashMap<String, HashSet<String>> = HashMap::new();
-    let gone = std::sync::Arc::new(gone);
-    let gone_here = gone.clone();
-    let drop_where =
-        move |writer: &mut Writer<SealedSecret>, ns: &str, keep: &dyn Fn(&str) -> bool| {
-            for obj in reader.state() {
-                if obj.namespace().as_deref() == Some(ns) && !keep(&obj.name_any()) {
-                    writer.apply_watcher_event(&watcher::Event::Delete((*obj).clone()));
-                    gone_here(&obj);
-                }
-            }
+    cache.writer.apply_watcher_event(&watcher::Event::Init);
+    cache.writer.apply_watcher_event(&watcher::Event::InitDone);
+    let reader = cache.writer.as_reader();
+    let inner = per_namespace(set, move |ns| {
+        let api: Api<SealedSecret> = if ns.is_empty() {
+            Api::all(client.clone())
+        } else {
+            Api::namespaced(client.clone(), ns)
         };
-    per_namespace(set, move |ns| {
-        let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
-        watcher(api, watcher::Config::default().page_size(page))
-            .modify(modify)
-            .default_backoff()
+        // Default (most recent) list semantics on purpose: an API server
+        // answers a `resourceVersion=0` ("any") list from its watch cache
+        // in one piece, ignoring `limit`; a consistent list is paged.
+        watcher(api, watcher::Config::default().page_size(page)).default_backoff()
     })
-    .filter_map(move |item| {
-        let out = match item {
-            NsItem::Left(ns) => {
-                tracing::info!(namespace = %ns, "namespace left this shard; its SealedSecrets are no longer reconciled here");
-                relisting.remove(&ns);
-                drop_where(&mut writer, &ns, &|_| false);
-                None
+    .boxed();
+    let state = SealedState {
+        inner,
+        cache,
+        reader,
+        relisting: HashMap::new(),
+        generations: HashMap::new(),
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            let item = st.inner.next().await?;
+            match item {
+                NsItem::Left(ns) => {
+                    tracing::info!(namespace = %ns, "namespace left this shard; its SealedSecrets are no longer reconciled here");
+                    st.relisting.remove(&ns);
+                    st.drop_where(&ns, &|_| false);
+                }
+                NsItem::Item(_, Err(e)) => return Some((Err(e), st)),
+                NsItem::Item(ns, Ok(event)) => match event {
+                    watcher::Event::Init => {
+                        st.relisting.insert(ns, HashSet::new());
+                    }
+                    watcher::Event::InitApply(obj) => {
+                        st.relisting.entry(ns).or_default().insert(obj.name_any());
+                        if let Some(out) = st.arrived(obj).await {
+                            return Some((Ok(out), st));
+                        }
+                    }
+                    watcher::Event::Apply(obj) => {
+                        if let Some(out) = st.arrived(obj).await {
+                            return Some((Ok(out), st));
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        let listed = st.relisting.remove(&ns).unwrap_or_default();
+                        st.drop_where(&ns, &|name| listed.contains(name));
+                    }
+                    watcher::Event::Delete(obj) => st.drop_object(&obj),
+                },
             }
-            NsItem::Item(_, Err(e)) => Some(Err(e)),
-            NsItem::Item(ns, Ok(event)) => match event {
-                watcher::Event::Init => {
-                    relisting.insert(ns, HashSet::new());
-                    None
-                }
-                watcher::Event::InitApply(obj) => {
-                    relisting.entry(ns).or_default().insert(obj.name_any());
-                    writer.apply_watcher_event(&watcher::Event::Apply(obj.clone()));
-                    Some(Ok(obj))
-                }
-                watcher::Event::InitDone => {
-                    let listed = relisting.remove(&ns).unwrap_or_default();
-                    drop_where(&mut writer, &ns, &|name| listed.contains(name));
-                    None
-                }
-                watcher::Event::Apply(obj) => {
-                    writer.apply_watcher_event(&watcher::Event::Apply(obj.clone()));
-                    Some(Ok(obj))
-                }
-                watcher::Event::Delete(obj) => {
-                    writer.apply_watcher_event(&watcher::Event::Delete(obj.clone()));
-                    gone(&obj);
-                    None
-                }
-            },
-        };
-        futures::future::ready(out)
+        }
     })
 }
 
