@@ -14,6 +14,13 @@
 //! `GITSEAL_BENCH_ITEM_BYTES=B` pads every value to B bytes, e.g. 200
 //! objects × 1 item × 1,000,000 bytes for objects near the 1 MiB limit).
 //! With N=0 it reports the idle controller.
+//!
+//! It prints the API requests of the cold start by verb and resource (and
+//! per object), the reconciles per object, wall time and peak RSS; then it
+//! starts a second controller over the synced objects (`restart`) and
+//! prints the requests that one makes until it has reconciled everything
+//! (a restart over synced objects must write nothing). `GITSEAL_BENCH_RESTART=0`
+//! skips the restart.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -22,6 +29,7 @@ mod fake_api;
 #[path = "../tests/it/process.rs"]
 mod process;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use gitseal_crypto::Identity;
@@ -71,6 +79,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let kubeconfig = process::write_kubeconfig(dir.path(), addr);
         let requests_before = fake.request_count();
+        let tally_before = fake.request_tally();
         let fake_cpu_before = process::usage(std::process::id())
             .map(|u| u.cpu_secs)
             .unwrap_or(0.0);
@@ -124,6 +133,7 @@ fn main() {
         let pid = ctl.pid;
         let status = ctl.terminate().await;
         let requests = fake.request_count() - requests_before;
+        let tally = tally_since(&tally_before, &fake.request_tally());
         let fake_cpu = process::usage(std::process::id())
             .map(|u| u.cpu_secs)
             .unwrap_or(0.0)
@@ -146,6 +156,13 @@ fn main() {
             "reconciles: {reconciles:.0} ({failures:.0} failed), API requests: {requests}, log lines: {log_lines}"
         );
         println!(
+            "per object: {:.2} reconciles, {:.2} API requests ({:.2} excluding watches, list pages and discovery)",
+            reconciles / n.max(1) as f64,
+            requests as f64 / n.max(1) as f64,
+            per_object_requests(&tally) / n.max(1) as f64
+        );
+        print_tally("API requests of the cold start by verb and resource", &tally, n);
+        println!(
             "controller CPU: {:.2} s total, {:.0} µs per reconcile, {:.0} µs per object",
             end.cpu_secs,
             end.cpu_secs * 1e6 / reconciles.max(1.0),
@@ -165,5 +182,86 @@ fn main() {
             "exit on SIGTERM: {}",
             status.map(|s| s.to_string()).unwrap_or_else(|| "killed after 10 s".to_string())
         );
+        if n == 0 || std::env::var("GITSEAL_BENCH_RESTART").is_ok_and(|v| v == "0") {
+            return;
+        }
+
+        // Restart over the synced objects: a new process, same fake API.
+        let before = fake.request_tally();
+        let reconciles_wanted = n as f64;
+        let ctl = ControllerProcess::start(&kubeconfig, &extra).await;
+        let settled = loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (_, metrics) = process::http_get(ctl.http, "/metrics").await;
+            if metric_sum(&metrics, "gitseal_reconciles_total") >= reconciles_wanted {
+                break ctl.started.elapsed();
+            }
+            if ctl.started.elapsed() > Duration::from_secs(600) {
+                eprintln!("restart: gave up after 600 s\n{}", ctl.log_text());
+                break ctl.started.elapsed();
+            }
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (_, metrics) = process::http_get(ctl.http, "/metrics").await;
+        let reconciles = metric_sum(&metrics, "gitseal_reconciles_total");
+        let end = ctl.usage().unwrap_or_default();
+        let _ = ctl.terminate().await;
+        let tally = tally_since(&before, &fake.request_tally());
+        let writes: u64 = tally
+            .iter()
+            .filter(|(k, _)| is_object_write(k))
+            .map(|(_, v)| v)
+            .sum();
+        println!(
+            "restart over {n} synced objects: every object reconciled after {:.2} s, {reconciles:.0} reconciles, {writes} writes of Secrets, SealedSecrets or Events, peak RSS {:.1} MiB",
+            settled.as_secs_f64(),
+            mib(end.hwm_kib)
+        );
+        print_tally("API requests of the restart by verb and resource", &tally, n);
     });
+}
+
+/// Requests per `verb resource` made between two tallies.
+fn tally_since(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// A write of a Secret, SealedSecret (or its status) or Event: what a
+/// restart over synced objects must not do. (Lease renewals and the
+/// public-key ConfigMap are per process, not per object.)
+fn is_object_write(key: &str) -> bool {
+    let (verb, resource) = key.split_once(' ').unwrap_or((key, ""));
+    matches!(verb, "create" | "update" | "patch" | "delete")
+        && ["secrets", "sealedsecrets", "events"]
+            .iter()
+            .any(|r| resource == *r || resource.starts_with(&format!("{r}/")))
+}
+
+/// Requests that scale with objects: everything but watches, list pages
+/// and discovery.
+fn per_object_requests(tally: &BTreeMap<String, u64>) -> f64 {
+    tally
+        .iter()
+        .filter(|(k, _)| {
+            !(k.starts_with("watch ") || k.starts_with("list ") || k.starts_with("get discovery"))
+        })
+        .map(|(_, v)| *v as f64)
+        .sum()
+}
+
+fn print_tally(title: &str, tally: &BTreeMap<String, u64>, n: usize) {
+    println!("{title}:");
+    for (k, v) in tally {
+        println!(
+            "  {k:<32} {v:>8}  ({:.3} per object)",
+            *v as f64 / n.max(1) as f64
+        );
+    }
 }

@@ -22,6 +22,8 @@ pub mod metrics;
 pub mod reconcile;
 pub mod rollout;
 pub mod run;
+pub mod secret_index;
+pub mod shard;
 pub mod sources;
 pub mod templates;
 pub mod triggers;
@@ -50,6 +52,9 @@ pub const RESERVED_PREFIX: &str = "gitseal.dev/";
 /// Most data a Secret can hold: the sum of its decoded values, as the API
 /// server counts it (`MaxSecretSize`).
 pub const MAX_SECRET_DATA_BYTES: usize = 1024 * 1024;
+/// The Secret type Kubernetes fills with a service account's token; refused
+/// in a SealedSecret's template unless the operator allows it.
+pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 /// Name of the ConfigMap where the public keys are published.
 pub const PUBLIC_KEYS_CONFIGMAP: &str = "gitseal-public-keys";
 
@@ -93,6 +98,11 @@ pub enum Reason {
     /// A template of `spec.template.data` does not render (syntax, an
     /// unknown input, a limit); the message names the key and the line.
     TemplateError,
+    /// The template asks for a Secret type the controller does not write
+    /// (`kubernetes.io/service-account-token`: Kubernetes would fill it with
+    /// a token of any service account of the namespace), unless the
+    /// operator allows it.
+    SecretTypeNotAllowed,
 }
 
 impl Reason {
@@ -114,11 +124,12 @@ impl Reason {
             Reason::NamespaceNotAllowed => "NamespaceNotAllowed",
             Reason::TooLarge => "TooLarge",
             Reason::TemplateError => "TemplateError",
+            Reason::SecretTypeNotAllowed => "SecretTypeNotAllowed",
         }
     }
 
     /// Every reason, for metrics exported at zero.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Synced,
         Reason::DecryptFailed,
         Reason::UnknownKey,
@@ -134,6 +145,7 @@ impl Reason {
         Reason::NamespaceNotAllowed,
         Reason::TooLarge,
         Reason::TemplateError,
+        Reason::SecretTypeNotAllowed,
     ];
 
     /// Whether the failure may go away by retrying alone (Vault or the API
@@ -196,6 +208,9 @@ pub enum Error {
         /// What is wrong (never the key).
         message: String,
     },
+    /// The shard flags are unusable.
+    #[error("{0}")]
+    InvalidShard(String),
     /// A duration flag could not be parsed.
     #[error("invalid duration {0:?}: expected e.g. 720h, 30m, 90s, 30d or 0")]
     InvalidDuration(String),
@@ -222,7 +237,10 @@ impl Error {
             Error::NoKeys => "NoKeys",
             Error::MissingField(_) => "InvalidObject",
             Error::BadKey { .. } => "BadKey",
-            Error::InvalidDuration(_) | Error::Serialize(_) | Error::Io { .. } => "Internal",
+            Error::InvalidDuration(_)
+            | Error::InvalidShard(_)
+            | Error::Serialize(_)
+            | Error::Io { .. } => "Internal",
         }
     }
 

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gitseal_controller::kube_client::{self, ApiTimeouts};
 use gitseal_controller::leader::LeaderConfig;
 use gitseal_controller::run::Config;
+use gitseal_controller::shard::{self, Scope};
 use gitseal_controller::sources::VaultResolver;
 use gitseal_controller::vault::VaultSource;
 use k8s_openapi::api::core::v1::Secret;
@@ -62,9 +63,24 @@ struct RunArgs {
     /// Elect a leader with a Lease, so several replicas can run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
-    /// Name of the Lease.
-    #[arg(long, default_value = "gitseal-controller")]
-    lease_name: String,
+    /// Name of the Lease. Default: gitseal-controller, or for a shard
+    /// (--watch-namespaces, --watch-namespace-selector)
+    /// gitseal-controller-shard-<8 hex digits of its namespaces or selector>.
+    #[arg(long)]
+    lease_name: Option<String>,
+    /// Shard: own only the SealedSecrets of these namespaces (comma-separated);
+    /// every namespace when neither this nor --watch-namespace-selector is given.
+    #[arg(long, env = "GITSEAL_WATCH_NAMESPACES", value_name = "NS,...")]
+    watch_namespaces: Option<String>,
+    /// Shard: own only the SealedSecrets of the namespaces whose labels match
+    /// this selector (e.g. team=x); a namespace that stops matching is handed
+    /// over at once.
+    #[arg(
+        long,
+        env = "GITSEAL_WATCH_NAMESPACE_SELECTOR",
+        value_name = "SELECTOR"
+    )]
+    watch_namespace_selector: Option<String>,
     /// How long the Lease is valid without renewal: a follower takes over
     /// when the leader has not renewed it for this long.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
@@ -109,6 +125,13 @@ struct RunArgs {
     /// one step from posing as a key).
     #[arg(long, env = "GITSEAL_ALLOW_CONTROLLER_NAMESPACE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     allow_controller_namespace: bool,
+    /// Write Secrets of type kubernetes.io/service-account-token from
+    /// SealedSecret templates (refused by default: Kubernetes fills such a
+    /// Secret with a token of the service account it names, so anyone who
+    /// can commit a SealedSecret could mint a token for any service account
+    /// of its namespace through the controller).
+    #[arg(long, env = "GITSEAL_ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_service_account_token_secrets: bool,
     #[command(flatten)]
     vault: gitseal_controller::vault::VaultArgs,
 }
@@ -239,8 +262,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .identity
         .clone()
         .unwrap_or_else(|| format!("gitseal-controller-{}", std::process::id()));
+    let scope = Scope::from_flags(
+        args.watch_namespaces.as_deref(),
+        args.watch_namespace_selector.as_deref(),
+    )?;
+    let lease_name = args
+        .lease_name
+        .clone()
+        .unwrap_or_else(|| scope.lease_name(shard::DEFAULT_LEASE));
     let leader = args.leader_election.then(|| {
-        let mut lc = LeaderConfig::new(args.lease_name.clone(), identity.clone());
+        let mut lc = LeaderConfig::new(lease_name.clone(), identity.clone());
         lc.lease_duration = args.lease_duration;
         lc.renew_deadline = args.renew_deadline;
         lc.renew_every = args.renew_deadline / 2;
@@ -280,6 +311,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.concurrency = args.concurrency;
     config.rollout = args.rollout_on_change;
     config.allow_controller_namespace = args.allow_controller_namespace;
+    config.allow_service_account_tokens = args.allow_service_account_token_secrets;
+    let scope_text = scope.describe();
+    let args_leader = args.leader_election;
+    config.scope = scope;
     config.instance = Some(identity);
     config.leader = leader;
     let shutdown = async {
@@ -309,6 +344,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         http = %addr(handles.http_addr),
         probes = %addr(handles.probe_addr),
+        watching = %scope_text,
+        lease = %if args_leader { lease_name.as_str() } else { "off" },
         "gitseal-controller started"
     );
     fut.await;

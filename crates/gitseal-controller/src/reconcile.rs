@@ -45,10 +45,11 @@ use serde_json::json;
 use crate::hash::DataHasher;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::secret_index::{SecretIndex, Seen};
 use crate::sources::{self, ItemFailure, Resolved, VaultResolver};
 use crate::{
     Error, Reason, ADOPT_ANNOTATION, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
-    MAX_SECRET_DATA_BYTES, RESERVED_PREFIX,
+    MAX_SECRET_DATA_BYTES, RESERVED_PREFIX, SERVICE_ACCOUNT_TOKEN_TYPE,
 };
 
 /// Retry timing.
@@ -113,6 +114,14 @@ pub struct Context {
     /// The controller's own namespace, where SealedSecrets are refused
     /// (`NamespaceNotAllowed`); `None` when they are allowed.
     pub refused_namespace: Option<String>,
+    /// Write Secrets of type `kubernetes.io/service-account-token` (refused
+    /// by default: Kubernetes puts a token of the service account the
+    /// Secret names into it).
+    pub allow_service_account_tokens: bool,
+    /// Whole objects from the watch, waiting for their reconcile.
+    pub fresh: Arc<Fresh>,
+    /// The managed Secrets as last seen (fingerprints, no data).
+    pub secrets: Arc<SecretIndex>,
     /// Object id → when its current run of failures started.
     failures: Mutex<HashMap<String, Instant>>,
     /// uid → fingerprint of the last Event emitted for the object.
@@ -170,6 +179,9 @@ impl Context {
             timing,
             rollout: true,
             refused_namespace: None,
+            allow_service_account_tokens: false,
+            secrets: Arc::new(SecretIndex::new()),
+            fresh: Arc::new(Fresh::new(FRESH_OBJECTS)),
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
             live: RwLock::new(None),
@@ -226,6 +238,13 @@ impl Context {
         self
     }
 
+    /// Allows (or refuses) templates of type
+    /// `kubernetes.io/service-account-token`.
+    pub fn allowing_service_account_tokens(mut self, allow: bool) -> Self {
+        self.allow_service_account_tokens = allow;
+        self
+    }
+
     /// Refuses SealedSecrets in `namespace` (the controller's own), or
     /// allows every namespace with `None`.
     pub fn refusing_namespace(mut self, namespace: Option<String>) -> Self {
@@ -253,6 +272,10 @@ impl Context {
         if let Some(uid) = obj.metadata.uid.as_deref() {
             lock(&self.emitted).remove(uid);
         }
+        self.secrets.forget(
+            obj.metadata.namespace.as_deref().unwrap_or_default(),
+            obj.metadata.name.as_deref().unwrap_or_default(),
+        );
         self.metrics.forget(&id);
     }
 
@@ -261,6 +284,7 @@ impl Context {
     pub fn forget_all(&self) {
         self.retain_live(&[]);
         self.stop_watching_live();
+        self.fresh.clear();
     }
 
     /// Forgets every object not in `live` (after a relist, deletions that
@@ -273,6 +297,8 @@ impl Context {
             .collect();
         lock(&self.failures).retain(|id, _| ids.contains(id));
         lock(&self.emitted).retain(|uid, _| uids.contains(uid.as_str()));
+        self.secrets
+            .retain_wanted(|ns, name| ids.contains(&format!("{ns}/{name}")));
         self.metrics.retain_retired(|id| ids.contains(id));
     }
 }
@@ -283,25 +309,14 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 
 /// Drops what reconcile never reads before a SealedSecret enters the
 /// controller's cache: `managedFields` and kubectl's last-applied copy of
-/// the object (together often larger than the object itself). A spec
-/// larger than [`CACHE_SPEC_LIMIT`] is left out too (the copy is marked
-/// [`SPEC_NOT_CACHED`]); reconcile fetches such an object when it needs it.
-pub fn strip_for_cache(obj: &mut SealedSecret) {
+/// the object (together often larger than the object itself); see
+/// [`strip_for_cache`] for the sealed values.
+pub fn strip_unread(obj: &mut SealedSecret) {
     obj.metadata.managed_fields = None;
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
-        // Only this function sets the marker.
+        // Only [`strip_for_cache`] sets the marker.
         annotations.remove(SPEC_NOT_CACHED);
-    }
-    let size = spec_size(obj);
-    if size > CACHE_SPEC_LIMIT {
-        obj.spec.encrypted_data = BTreeMap::new();
-        obj.spec.vault_data = BTreeMap::new();
-        obj.spec.template = None;
-        obj.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(SPEC_NOT_CACHED.to_string(), size.to_string());
     }
     if obj
         .metadata
@@ -310,6 +325,122 @@ pub fn strip_for_cache(obj: &mut SealedSecret) {
         .is_some_and(|a| a.is_empty())
     {
         obj.metadata.annotations = None;
+    }
+}
+
+/// [`strip_unread`], and the sealed values are left out of the cache (the
+/// copy is marked [`SPEC_NOT_CACHED`] with the size of the spec): they are
+/// most of an object's memory, and reconcile gets them with the watch event
+/// that triggers it ([`Fresh`]) or reads the object again. A spec larger
+/// than [`CACHE_SPEC_LIMIT`] loses its template and Vault items too.
+pub fn strip_for_cache(obj: &mut SealedSecret) {
+    strip_unread(obj);
+    let size = spec_size(obj);
+    if size > CACHE_SPEC_LIMIT {
+        obj.spec.vault_data = BTreeMap::new();
+        obj.spec.template = None;
+    }
+    if size > CACHE_SPEC_LIMIT || !obj.spec.encrypted_data.is_empty() {
+        obj.spec.encrypted_data = BTreeMap::new();
+        obj.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(SPEC_NOT_CACHED.to_string(), size.to_string());
+    }
+}
+
+/// Whether a cached copy lacks a spec larger than [`CACHE_SPEC_LIMIT`].
+pub fn is_large(obj: &SealedSecret) -> bool {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_NOT_CACHED))
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|size| size > CACHE_SPEC_LIMIT)
+}
+
+/// Objects just seen by the watch, whole (sealed values included), until
+/// their reconcile takes them: the cache keeps objects without their sealed
+/// values ([`strip_for_cache`]), so a reconcile triggered by a change of
+/// the object finds the values here instead of reading the object again.
+/// Holds at most a fixed number of objects: the watch waits for a place
+/// before it takes the next object (so a list of 10,000 new objects is
+/// read as fast as they are reconciled, not all at once).
+pub struct Fresh {
+    objects: Mutex<HashMap<(String, String), FreshObject>>,
+    places: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fresh")
+    }
+}
+
+/// A whole object and the place it holds in [`Fresh`].
+type FreshObject = (Arc<SealedSecret>, tokio::sync::OwnedSemaphorePermit);
+
+/// Objects [`Fresh`] holds at most.
+pub const FRESH_OBJECTS: usize = 256;
+
+fn place_key(obj: &SealedSecret) -> (String, String) {
+    (
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Fresh {
+    /// Room for `capacity` objects.
+    pub fn new(capacity: usize) -> Self {
+        Fresh {
+            objects: Mutex::new(HashMap::new()),
+            places: Arc::new(tokio::sync::Semaphore::new(capacity.max(1))),
+        }
+    }
+
+    /// Waits for a place.
+    pub async fn reserve(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.places.clone().acquire_owned().await.ok()
+    }
+
+    /// Keeps `obj` (whole) in the place `permit` holds, replacing an older
+    /// version of it.
+    pub fn put(&self, obj: SealedSecret, permit: tokio::sync::OwnedSemaphorePermit) {
+        lock(&self.objects).insert(place_key(&obj), (Arc::new(obj), permit));
+    }
+
+    /// Takes the whole object for the cached copy `cached` (same uid).
+    pub fn take(&self, cached: &SealedSecret) -> Option<Arc<SealedSecret>> {
+        let key = place_key(cached);
+        let mut objects = lock(&self.objects);
+        match objects.get(&key) {
+            Some((obj, _)) if obj.metadata.uid == cached.metadata.uid => {
+                objects.remove(&key).map(|(obj, _)| obj)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops the object of `obj`'s place (deleted, or no longer this
+    /// shard's).
+    pub fn remove(&self, obj: &SealedSecret) {
+        lock(&self.objects).remove(&place_key(obj));
+    }
+
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        lock(&self.objects).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops everything (the end of a leadership term).
+    pub fn clear(&self) {
+        lock(&self.objects).clear();
     }
 }
 
@@ -536,8 +667,16 @@ async fn reconcile_inner(obj: &SealedSecret, ctx: &Context) -> Result<Action, Er
     if !spec_not_cached(obj) {
         return reconcile_object(obj, ctx).await;
     }
-    // Large: fetched whole now, dropped when done, a few at a time.
-    let _permit = ctx.large.acquire().await;
+    if let Some(full) = ctx.fresh.take(obj) {
+        return reconcile_object(&full, ctx).await;
+    }
+    // Not triggered by a change of the object (its Secret changed, the
+    // keys changed, a retry): read it. Large objects a few at a time.
+    let _permit = if is_large(obj) {
+        Some(ctx.large.acquire().await)
+    } else {
+        None
+    };
     let api: Api<SealedSecret> = Api::namespaced(
         ctx.client.clone(),
         obj.metadata.namespace.as_deref().unwrap_or_default(),
@@ -621,33 +760,40 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
         Err(e) => return Err(e),
     };
 
-    let Place { ns, name, uid } = place;
+    let Place { ns, name, .. } = place;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = secrets.get_opt(name).await?;
-    match &existing {
-        Some(e) if !owned_by(e, uid) && !adoptable(e) => {
-            let message = format!(
-                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
-            );
-            return Ok(Step::Failed(Failed {
-                reason: Reason::SecretNotOwned,
-                message,
-                error: Error::NotOwned(format!("{ns}/{name}")),
-            }));
+    // What the Secret index saw: in sync (nothing to do), no managed
+    // Secret (create one), or else read it and compare.
+    let wanted = ctx.secrets.fingerprint(&desired);
+    ctx.secrets.want(ns, name, wanted);
+    let seen = ctx.secrets.seen(ns, name).await;
+    let (existing, after) = match seen {
+        Seen::Present(fp) if fp == wanted => (None, None),
+        // A Secret not managed by the controller was there at the last
+        // pass: read it rather than try a create that would be refused.
+        Seen::Absent if !last_reason_is(obj, Reason::SecretNotOwned) => {
+            if was_written(obj) && !owner_exists(ctx, obj, &place).await? {
+                ctx.forget(obj);
+                return Ok(Step::Gone);
+            }
+            match create(&secrets, &desired).await {
+                Ok(Some(created)) => (None, Some(created)),
+                // A Secret the index does not see (not managed, or too new).
+                Ok(None) => match write_existing(ctx, obj, &place, &secrets, &desired).await? {
+                    Ok(written) => written,
+                    Err(step) => return Ok(step),
+                },
+                Err(failed) => return Ok(Step::Failed(failed)),
+            }
         }
-        // The Secret was written before and is gone: put it back, unless
-        // the SealedSecret is gone too (garbage collection deleted the
-        // Secret after its owner, while this cache still held the owner).
-        None if was_written(obj) && !owner_exists(ctx, obj, &place).await? => {
-            ctx.forget(obj);
-            return Ok(Step::Gone);
+        Seen::Absent | Seen::Present(_) | Seen::Unknown => {
+            match write_existing(ctx, obj, &place, &secrets, &desired).await? {
+                Ok(written) => written,
+                Err(step) => return Ok(step),
+            }
         }
-        _ => {}
-    }
-    let written = match write_secret(&secrets, existing.as_ref(), &desired, uid).await {
-        Ok(w) => w,
-        Err(failed) => return Ok(Step::Failed(failed)),
     };
+    let written = after.is_some();
     let id = object_id(obj);
     let data_hash = status_hash(ctx, obj, &place, &resolved);
     if written {
@@ -671,6 +817,67 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
     }))
 }
 
+/// The Secret as read now, and the Secret after writing it when a write
+/// was needed.
+type Written = (Option<Secret>, Option<Secret>);
+
+/// Step 5 when the Secret may exist: reads it (one GET), refuses a Secret
+/// the object does not own, puts a deleted one back unless the object is
+/// gone too, and writes what differs.
+async fn write_existing(
+    ctx: &Context,
+    obj: &SealedSecret,
+    place: &Place<'_>,
+    secrets: &Api<Secret>,
+    desired: &Secret,
+) -> Result<Result<Written, Step>, Error> {
+    let Place { ns, name, uid } = *place;
+    let existing = secrets.get_opt(name).await?;
+    match &existing {
+        Some(e) if !owned_by(e, uid) && !adoptable(e) => {
+            let message = format!(
+                "Secret {ns}/{name} exists and is not managed by this SealedSecret; it was left untouched. Delete it, or annotate it with {ADOPT_ANNOTATION}: \"true\" to let gitseal take it over"
+            );
+            return Ok(Err(Step::Failed(Failed {
+                reason: Reason::SecretNotOwned,
+                message,
+                error: Error::NotOwned(format!("{ns}/{name}")),
+            })));
+        }
+        // The Secret was written before and is gone: put it back, unless
+        // the SealedSecret is gone too (garbage collection deleted the
+        // Secret after its owner, while this cache still held the owner).
+        None if was_written(obj) && !owner_exists(ctx, obj, place).await? => {
+            ctx.forget(obj);
+            return Ok(Err(Step::Gone));
+        }
+        _ => {}
+    }
+    match write_secret(secrets, existing.as_ref(), desired, uid).await {
+        Ok(after) => Ok(Ok((existing, after))),
+        Err(failed) => Ok(Err(Step::Failed(failed))),
+    }
+}
+
+/// Creates the Secret; `Ok(None)` when one of that name already exists. A
+/// create (not an apply) so that a Secret nobody told the controller about
+/// is never taken over.
+async fn create(secrets: &Api<Secret>, desired: &Secret) -> Result<Option<Secret>, Failed> {
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    match secrets.create(&params, desired).await {
+        Ok(s) => Ok(Some(s)),
+        Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(None),
+        Err(e) => Err(Failed::write(
+            e,
+            "creating the Secret failed",
+            "nothing was written",
+        )),
+    }
+}
+
 /// Step 1: what this object may ask for at all.
 fn admit(obj: &SealedSecret, ctx: &Context, place: &Place<'_>) -> Option<Failed> {
     if ctx.refused_namespace.as_deref() == Some(place.ns) {
@@ -684,6 +891,15 @@ fn admit(obj: &SealedSecret, ctx: &Context, place: &Place<'_>) -> Option<Failed>
     }
     if let Some(refused) = reserved_metadata(obj) {
         return Some(refused);
+    }
+    let type_ = obj.spec.template.as_ref().and_then(|t| t.type_.as_deref());
+    if type_ == Some(SERVICE_ACCOUNT_TOKEN_TYPE) && !ctx.allow_service_account_tokens {
+        return Some(Failed::refused(
+            Reason::SecretTypeNotAllowed,
+            format!(
+                "the template asks for a Secret of type {SERVICE_ACCOUNT_TOKEN_TYPE}, which Kubernetes fills with a token of the service account it names; the controller does not write them unless started with --allow-service-account-token-secrets. Nothing was written"
+            ),
+        ));
     }
     // Refused before anything is opened: sealed values whose plaintext is
     // already too large (text length bounds it from above, so most objects
@@ -790,6 +1006,14 @@ async fn resolve(
     Ok(resolved)
 }
 
+fn last_reason_is(obj: &SealedSecret, reason: Reason) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.reason == reason.as_str())
+    })
+}
+
 fn was_written(obj: &SealedSecret) -> bool {
     obj.status.as_ref().is_some_and(|s| s.data_hash.is_some())
 }
@@ -862,15 +1086,16 @@ async fn rollout(
     }
 }
 
-/// Step 5: makes the Secret exactly `desired`; returns whether it wrote.
+/// Step 5: makes the Secret exactly `desired`; returns the Secret as
+/// written, or `None` when it already was.
 async fn write_secret(
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     desired: &Secret,
     uid: &str,
-) -> Result<bool, Failed> {
+) -> Result<Option<Secret>, Failed> {
     let after = match existing {
-        Some(e) if matches_desired(e, desired, uid, Extra::Refused) => return Ok(false),
+        Some(e) if matches_desired(e, desired, uid, Extra::Refused) => return Ok(None),
         Some(e) if needs_replacement(e, desired) => replace(secrets, e, desired).await?,
         // Only items someone else added differ: removing them is enough.
         Some(e) if matches_desired(e, desired, uid, Extra::Allowed) => e.clone(),
@@ -886,7 +1111,7 @@ async fn write_secret(
             ),
         ));
     }
-    Ok(true)
+    Ok(Some(after))
 }
 
 async fn apply(secrets: &Api<Secret>, desired: &Secret) -> Result<Secret, Failed> {

@@ -9,15 +9,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use gitseal_manifest::SealedSecret;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::{reflector, Controller, WatchStreamExt};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::runtime::{reflector, Controller};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -28,6 +29,7 @@ use crate::keys::{self, KeyStore};
 use crate::leader::{Elector, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Context, Timing};
+use crate::shard::{self, Scope};
 use crate::sources::{NoVault, VaultResolver};
 use crate::Error;
 
@@ -68,6 +70,10 @@ pub struct Config {
     pub rollout: bool,
     /// Reconcile SealedSecrets in the controller's own namespace.
     pub allow_controller_namespace: bool,
+    /// Write Secrets of type `kubernetes.io/service-account-token`.
+    pub allow_service_account_tokens: bool,
+    /// The SealedSecrets this instance owns ([`crate::shard`]).
+    pub scope: Scope,
 }
 
 impl Config {
@@ -86,6 +92,8 @@ impl Config {
             instance: None,
             rollout: false,
             allow_controller_namespace: false,
+            allow_service_account_tokens: false,
+            scope: Scope::All,
         }
     }
 }
@@ -184,6 +192,7 @@ pub async fn start(
             config.timing,
         )
         .with_rollout(config.rollout)
+        .allowing_service_account_tokens(config.allow_service_account_tokens)
         .refusing_namespace((!config.allow_controller_namespace).then(|| config.namespace.clone())),
     );
 
@@ -197,7 +206,16 @@ pub async fn start(
             reporter,
             config.namespace.clone(),
         );
-        let crd_gate = health.run_crd_gate(Api::all(client.clone()));
+        // A shard with a namespace list may only read its namespaces (a
+        // Role in each): probe in the first.
+        let crd_probe = match &config.scope {
+            Scope::Namespaces(set) => match set.iter().next() {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            },
+            _ => Api::all(client.clone()),
+        };
+        let crd_gate = health.run_crd_gate(crd_probe);
         let election = async {
             match config.leader.clone() {
                 Some(lc) => {
@@ -369,6 +387,115 @@ async fn lead_loop(
         // The next term starts afresh: retry counts, Event fingerprints and
         // the retired-key gauge describe this term only.
         ctx.forget_all();
+        ctx.secrets.stop();
+    }
+}
+
+/// The watches behind the controller of one leadership term.
+struct Watches {
+    /// SealedSecrets that changed (into the cache as they arrive).
+    sealed: BoxStream<'static, Result<SealedSecret, watcher::Error>>,
+    /// Reconciles from the managed-Secret index.
+    managed: BoxStream<'static, ObjectRef<SealedSecret>>,
+    /// Reconciles from the metadata-only Secret watch.
+    triggers: BoxStream<'static, ObjectRef<SealedSecret>>,
+    /// What keeps a shard's namespace set current (polled with the rest).
+    follow: BoxStream<'static, ()>,
+}
+
+/// The metadata-only Secret watch triggers on what the managed-Secret
+/// index may not have seen (a Secret that vanished across its relist, an
+/// owner reference or label removed): such a reconcile reads the Secret.
+fn distrusting(
+    ctx: &Arc<Context>,
+    triggers: BoxStream<'static, ObjectRef<SealedSecret>>,
+) -> BoxStream<'static, ObjectRef<SealedSecret>> {
+    let index = ctx.secrets.clone();
+    triggers
+        .inspect(move |target| {
+            index.distrust(
+                target.namespace.as_deref().unwrap_or_default(),
+                &target.name,
+            );
+        })
+        .boxed()
+}
+
+fn watches(
+    client: &Client,
+    scope: &Scope,
+    ctx: &Arc<Context>,
+    writer: reflector::store::Writer<SealedSecret>,
+) -> Watches {
+    let forget = ctx.clone();
+    let cache = shard::SealedCache {
+        writer,
+        fresh: ctx.fresh.clone(),
+        gone: Box::new(move |obj| forget.forget(obj)),
+    };
+    if scope.is_all() {
+        // One watch of every namespace (the namespace "").
+        let (tx, set) = watch::channel(Some(std::collections::BTreeSet::from([String::new()])));
+        let sealed = shard::sealed_secrets(client.clone(), set, cache, LIST_PAGE).boxed();
+        // Keeps the namespace set's sender alive while polled.
+        let follow = futures::stream::unfold(tx, |tx| async move {
+            futures::future::pending::<()>().await;
+            Some(((), tx))
+        })
+        .boxed();
+        return Watches {
+            sealed,
+            // The managed Secrets, reduced to fingerprints: reconcile reads
+            // them from here instead of one GET per object, and a managed
+            // Secret changed or deleted by someone else reconciles its
+            // SealedSecret ([`crate::secret_index`]).
+            managed: ctx
+                .secrets
+                .clone()
+                .watch(Api::all(client.clone()), None)
+                .boxed(),
+            // Secrets, metadata-only and uncached: an owned Secret changed,
+            // deleted or vanished across a relist, or a Secret asking to be
+            // adopted, maps to its SealedSecret ([`crate::triggers`]).
+            triggers: distrusting(
+                ctx,
+                crate::triggers::secret_triggers(client.clone()).boxed(),
+            ),
+            follow,
+        };
+    }
+    // A shard: the same watches, one per namespace of the shard.
+    let (set, follow) = shard::namespaces(client.clone(), scope);
+    let sealed = shard::sealed_secrets(client.clone(), set.clone(), cache, LIST_PAGE).boxed();
+    let (c, index) = (client.clone(), ctx.secrets.clone());
+    let left = ctx.secrets.clone();
+    let managed = shard::per_namespace(set.clone(), move |ns| {
+        index
+            .clone()
+            .watch(Api::namespaced(c.clone(), ns), Some(ns.to_string()))
+    })
+    .filter_map(move |item| {
+        futures::future::ready(match item {
+            shard::NsItem::Item(_, target) => Some(target),
+            shard::NsItem::Left(ns) => {
+                left.left(&ns);
+                None
+            }
+        })
+    })
+    .boxed();
+    let c = client.clone();
+    let triggers = distrusting(
+        ctx,
+        shard::merged(set, move |ns| {
+            crate::triggers::secret_triggers_in(Api::namespaced(c.clone(), ns))
+        }),
+    );
+    Watches {
+        sealed,
+        managed,
+        triggers,
+        follow,
     }
 }
 
@@ -433,31 +560,21 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
     // The SealedSecret cache: what reconcile never reads is stripped before
     // it is stored, and deletions (seen live, or missing after a relist)
     // clear the object's per-object state and its retired-key count.
-    let sealed: Api<SealedSecret> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     ctx.watch_live(reader.clone());
-    let live = reader.clone();
-    let forget = ctx.clone();
-    // Default (most recent) list semantics on purpose: an API server answers
-    // a `resourceVersion=0` ("any") list from its watch cache in one piece,
-    // ignoring `limit`, so 10,000 objects would arrive (and be decoded) at
-    // once; a consistent list is paged (500 per page) and bounds the peak.
-    let sealed_stream = watcher(sealed, watcher::Config::default().page_size(LIST_PAGE))
-        .modify(reconcile::strip_for_cache)
-        .reflect(writer)
-        .inspect_ok(move |event| match event {
-            watcher::Event::Delete(obj) => forget.forget(obj),
-            watcher::Event::InitDone => forget.retain_live(&live.state()),
-            _ => {}
-        })
-        .applied_objects();
-    // Secrets, metadata-only and uncached: an owned Secret changed, deleted
-    // or vanished across a relist, or a Secret asking to be adopted, maps
-    // to its SealedSecret ([`crate::triggers`]).
+    ctx.secrets.start();
+    let watches = watches(&client, &config.scope, &ctx, writer);
+    let Watches {
+        sealed: sealed_stream,
+        managed: managed_secrets,
+        triggers: secret_triggers,
+        follow,
+    } = watches;
     // Vault back after an outage: retry the objects waiting for it now.
     let vault_back = crate::vault::waiting_when_back(ctx.vault.recoveries(), reader.clone());
     let controller = Controller::for_stream(sealed_stream, reader)
-        .reconcile_on(crate::triggers::secret_triggers(client.clone()))
+        .reconcile_on(managed_secrets)
+        .reconcile_on(secret_triggers)
         .reconcile_all_on(keys::changes(&store))
         .reconcile_on(vault_back)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
@@ -482,7 +599,7 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
     // waits here until the gate sees the CRD back.
     let gated = async {
         health.crd_installed().await;
-        controller.await;
+        futures::future::join(controller, follow.for_each(|()| futures::future::ready(()))).await;
     };
     let crd_lost = async {
         health.crd_installed().await;

@@ -29,7 +29,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 
-use crate::ADOPT_ANNOTATION;
+use crate::{ADOPT_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
 /// Namespace and name of a Secret (and of the SealedSecret it belongs to).
 type Place = (String, String);
@@ -52,6 +52,14 @@ fn owned_by_sealed_secret(meta: &ObjectMeta) -> bool {
         .iter()
         .flatten()
         .any(|o| o.kind == "SealedSecret" && o.api_version.starts_with("gitseal.dev/"))
+}
+
+/// Carries the label the controller puts on the Secrets it writes.
+fn managed(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
 fn asks_adoption(meta: &ObjectMeta) -> bool {
@@ -79,7 +87,9 @@ impl SecretTracker {
                 } else {
                     self.owned.remove(&at).is_some()
                 };
-                if was_owned || asks_adoption(&meta) {
+                // A managed Secret's changes come from the Secret index,
+                // which tells its own writes apart ([`crate::secret_index`]).
+                if (was_owned && !managed(&meta)) || asks_adoption(&meta) {
                     out.push(target(&at));
                 }
             }
@@ -153,8 +163,14 @@ fn metadata_of(event: watcher::Event<PartialObjectMeta<Secret>>) -> watcher::Eve
 /// The reconcile triggers from the Secrets of every namespace, watched
 /// metadata-only. Watch errors back off and retry inside.
 pub fn secret_triggers(client: Client) -> impl Stream<Item = ObjectRef<SealedSecret>> + Send {
+    secret_triggers_in(Api::all(client))
+}
+
+/// [`secret_triggers`] for the Secrets of `api` (one namespace of a shard).
+pub fn secret_triggers_in(
+    api: Api<PartialObjectMeta<Secret>>,
+) -> impl Stream<Item = ObjectRef<SealedSecret>> + Send {
     let mut tracker = SecretTracker::default();
-    let api: Api<PartialObjectMeta<Secret>> = Api::all(client);
     watcher(api, watcher::Config::default())
         .default_backoff()
         .filter_map(|event| {

@@ -14,14 +14,14 @@ use tokio::time::Instant;
 
 use crate::common::*;
 use crate::fake_api::FakeApi;
-use crate::interpose::{hold_writes_of, keyed_fake, put_sealed, synced, Action, Interposer, Rule};
+use crate::interpose::{hold_creates_of, keyed_fake, put_sealed, synced, Action, Interposer, Rule};
 use crate::process::ControllerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_write_fails_after_the_request_timeout_and_is_retried() {
     let (fake, id, ip) = keyed_fake();
-    // The first write of the Secret is never answered.
-    ip.add(hold_writes_of("/namespaces/app/secrets/db", 1));
+    // The first write of the Secret (its create) is never answered.
+    ip.add(hold_creates_of("/namespaces/app/secrets?", 1));
     let timeout = Duration::from_millis(400);
     let running =
         start_with_client(&fake, ip.client_with_timeout("a", timeout), config(), None).await;
@@ -33,7 +33,7 @@ async fn a_held_write_fails_after_the_request_timeout_and_is_retried() {
     let seen = ip.seen();
     let writes: Vec<_> = seen
         .iter()
-        .filter(|s| s.method == Method::PATCH && s.line.contains("/namespaces/app/secrets/db"))
+        .filter(|s| s.method == Method::POST && s.line.contains("/namespaces/app/secrets?"))
         .collect();
     assert!(matches!(
         writes.first().and_then(|s| s.action),
@@ -131,7 +131,7 @@ async fn a_watch_ends_after_its_own_timeout_seconds_plus_the_request_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_binary_bounds_a_held_request() {
     let (fake, id, ip) = keyed_fake();
-    ip.add(hold_writes_of("/namespaces/app/secrets/db", 1));
+    ip.add(hold_creates_of("/namespaces/app/secrets?", 1));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let kubeconfig = ip.serve_http(dir.path()).await;
     let ctl = ControllerProcess::start(&kubeconfig, &["--api-request-timeout", "1s"]).await;
@@ -143,7 +143,7 @@ async fn controller_binary_bounds_a_held_request() {
     let writes: Vec<_> = ip
         .seen()
         .into_iter()
-        .filter(|s| s.method == Method::PATCH && s.line.contains("/namespaces/app/secrets/db"))
+        .filter(|s| s.method == Method::POST && s.line.contains("/namespaces/app/secrets?"))
         .collect();
     assert!(matches!(
         writes.first().and_then(|s| s.action),

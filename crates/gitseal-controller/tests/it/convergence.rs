@@ -244,13 +244,8 @@ async fn second_term_retries_failures_of_new_objects() {
     fake.upsert("leases", NS, lease(""));
     wait_for("leads again", 10, || (*leading.borrow()).then_some(())).await;
 
-    // A new object whose first write fails.
-    fake.fail(
-        Some(http::Method::PATCH),
-        "/namespaces/app/secrets/second?",
-        500,
-        1,
-    );
+    // A new object whose first write (the create of its Secret) fails.
+    fake.fail(Some(http::Method::POST), "/namespaces/app/secrets?", 500, 1);
     fake.upsert(
         "sealedsecrets",
         "app",

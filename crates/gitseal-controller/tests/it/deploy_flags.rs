@@ -112,10 +112,10 @@ fn the_check_refuses_a_flag_the_binary_lacks() {
     // The check above can fail: an unknown flag or a bad value is refused.
     let base = std::fs::read_to_string(repo().join("deploy/deployment.yaml")).expect("deployment");
     let mut args = deployment_args(&base);
-    args.push("--watch-namespaces=a,b".into());
+    args.push("--shard-count=2".into());
     assert!(parse(&args)
         .expect_err("unknown flag")
-        .contains("--watch-namespaces"));
+        .contains("--shard-count"));
     let mut args = deployment_args(&base);
     args.push("--key-rotation-period=soon".into());
     assert!(parse(&args).is_err());

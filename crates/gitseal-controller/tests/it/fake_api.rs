@@ -70,6 +70,10 @@ struct WatchEvt {
     kind: &'static str,
     key: Arc<Key>,
     labels: Arc<BTreeMap<String, String>>,
+    /// The labels before a MODIFIED event: a watch with a label selector
+    /// sees an object entering it as ADDED and leaving it as DELETED, as
+    /// from a real API server.
+    old_labels: Option<Arc<BTreeMap<String, String>>>,
     bytes: Bytes,
 }
 
@@ -97,6 +101,8 @@ struct State {
     faults: Vec<Fault>,
     log: Option<Vec<String>>,
     requests: u64,
+    /// `verb resource` → requests served (see [`FakeApi::request_tally`]).
+    tally: BTreeMap<String, u64>,
 }
 
 /// The fake API server. Cheap to clone (shared state).
@@ -188,6 +194,27 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `verb resource[/subresource]` of a request, for [`FakeApi::request_tally`].
+fn tally_key(method: &Method, path: &str, watch: bool) -> String {
+    let Some(route) = parse_route(path).filter(|_| discovery(path).is_none()) else {
+        return "get discovery".to_string();
+    };
+    let verb = match (method.as_str(), route.name.is_some()) {
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        (other, _) => other,
+    };
+    match route.sub {
+        Some(sub) => format!("{verb} {}/{sub}", route.plural),
+        None => format!("{verb} {}", route.plural),
+    }
 }
 
 /// A parsed label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-joined.
@@ -526,6 +553,7 @@ impl FakeApi {
                 faults: Vec::new(),
                 log: None,
                 requests: 0,
+                tally: BTreeMap::new(),
             })),
             tx,
         }
@@ -571,6 +599,14 @@ impl FakeApi {
     /// Number of requests served.
     pub fn request_count(&self) -> u64 {
         self.lock().requests
+    }
+
+    /// Requests served so far by verb and resource, as `kubectl` and the
+    /// API server's audit log name them: `get secrets`, `list sealedsecrets`,
+    /// `watch secrets`, `create events`, `patch sealedsecrets/status`,
+    /// `update leases`, `delete secrets`; discovery is `get discovery`.
+    pub fn request_tally(&self) -> BTreeMap<String, u64> {
+        self.lock().tally.clone()
     }
 
     /// The current object, parsed.
@@ -678,6 +714,7 @@ impl FakeApi {
             kind: CLOSE,
             key: Arc::new(Key::new(plural, "", "")),
             labels: Arc::new(BTreeMap::new()),
+            old_labels: None,
             bytes: Bytes::new(),
         });
     }
@@ -718,11 +755,26 @@ impl FakeApi {
         bytes: Bytes,
         rv: u64,
     ) {
+        self.emit_change(st, kind, key, labels, None, bytes, rv);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_change(
+        &self,
+        st: &mut State,
+        kind: &'static str,
+        key: &Key,
+        labels: BTreeMap<String, String>,
+        old_labels: Option<BTreeMap<String, String>>,
+        bytes: Bytes,
+        rv: u64,
+    ) {
         let evt = WatchEvt {
             rv,
             kind,
             key: Arc::new(key.clone()),
             labels: Arc::new(labels),
+            old_labels: old_labels.map(Arc::new),
             bytes,
         };
         st.history.push_back(evt.clone());
@@ -808,12 +860,13 @@ impl FakeApi {
         }
         let bytes = Bytes::from(serde_json::to_vec(&new).unwrap_or_default());
         let labels = labels_of(&new);
+        let mut old_labels = None;
         if let Some(o) = st.objects.get_mut(key) {
             o.bytes = bytes.clone();
-            o.labels = labels.clone();
+            old_labels = Some(std::mem::replace(&mut o.labels, labels.clone()));
             o.owners = owners_of(&new);
         }
-        self.emit(st, "MODIFIED", key, labels, bytes, rv);
+        self.emit_change(st, "MODIFIED", key, labels, old_labels, bytes, rv);
         new
     }
 
@@ -867,6 +920,9 @@ impl FakeApi {
         {
             let mut st = self.lock();
             st.requests += 1;
+            *st.tally
+                .entry(tally_key(&parts.method, &path, watch))
+                .or_insert(0) += 1;
             if let Some(log) = st.log.as_mut() {
                 log.push(line.clone());
             }
@@ -1035,11 +1091,25 @@ impl FakeApi {
         let plural = route.plural.clone();
         let closing_plural = route.plural.clone();
         let namespace = route.namespace.clone();
-        let matches = move |e: &WatchEvt| {
-            e.key.plural == plural
-                && namespace.as_ref().is_none_or(|ns| *ns == e.key.namespace)
-                && selector_matches(&labels, &e.labels)
-                && field_matches(&fields, &e.key)
+        // The event type this watch sees for `e`, if any.
+        let matches = move |e: &WatchEvt| -> Option<&'static str> {
+            if e.key.plural != plural
+                || namespace.as_ref().is_some_and(|ns| *ns != e.key.namespace)
+                || !field_matches(&fields, &e.key)
+            {
+                return None;
+            }
+            let now = selector_matches(&labels, &e.labels);
+            let before = e
+                .old_labels
+                .as_ref()
+                .map_or(now, |old| selector_matches(&labels, old));
+            match (e.kind, before, now) {
+                ("MODIFIED", false, true) => Some("ADDED"),
+                ("MODIFIED", true, false) => Some("DELETED"),
+                (kind, _, true) => Some(kind),
+                _ => None,
+            }
         };
         let (backlog, rx) = {
             let st = self.lock();
@@ -1048,29 +1118,35 @@ impl FakeApi {
                 let line = json!({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")});
                 return full(StatusCode::OK, Bytes::from(line.to_string() + "\n"));
             }
-            let backlog: Vec<WatchEvt> = st
+            let backlog: Vec<(&'static str, WatchEvt)> = st
                 .history
                 .iter()
-                .filter(|e| e.rv > from && matches(e))
-                .cloned()
+                .filter(|e| e.rv > from)
+                .filter_map(|e| Some((matches(e)?, e.clone())))
                 .collect();
             (backlog, self.tx.subscribe())
         };
-        let frame = move |e: &WatchEvt| -> Result<hyper::body::Frame<Bytes>, Infallible> {
-            let object = if meta_only {
-                metadata_only(&e.bytes)
-            } else {
-                e.bytes.clone()
+        let frame =
+            move |kind: &str, e: &WatchEvt| -> Result<hyper::body::Frame<Bytes>, Infallible> {
+                let object = if meta_only {
+                    metadata_only(&e.bytes)
+                } else {
+                    e.bytes.clone()
+                };
+                let mut line = Vec::with_capacity(object.len() + 32);
+                line.extend_from_slice(b"{\"type\":\"");
+                line.extend_from_slice(kind.as_bytes());
+                line.extend_from_slice(b"\",\"object\":");
+                line.extend_from_slice(&object);
+                line.extend_from_slice(b"}\n");
+                Ok(hyper::body::Frame::data(Bytes::from(line)))
             };
-            let mut line = Vec::with_capacity(object.len() + 32);
-            line.extend_from_slice(b"{\"type\":\"");
-            line.extend_from_slice(e.kind.as_bytes());
-            line.extend_from_slice(b"\",\"object\":");
-            line.extend_from_slice(&object);
-            line.extend_from_slice(b"}\n");
-            Ok(hyper::body::Frame::data(Bytes::from(line)))
-        };
-        let backlog_stream = futures::stream::iter(backlog.iter().map(frame).collect::<Vec<_>>());
+        let backlog_stream = futures::stream::iter(
+            backlog
+                .iter()
+                .map(|(kind, e)| frame(kind, e))
+                .collect::<Vec<_>>(),
+        );
         let live = futures::stream::unfold((rx, false), move |(mut rx, done)| {
             let matches = matches.clone();
             let closing_plural = closing_plural.clone();
@@ -1086,8 +1162,10 @@ impl FakeApi {
                             return None;
                         }
                         Ok(e) if e.kind == CLOSE => continue,
-                        Ok(e) if e.rv > from && matches(&e) => {
-                            return Some((frame(&e), (rx, false)));
+                        Ok(e) if e.rv > from => {
+                            if let Some(kind) = matches(&e) {
+                                return Some((frame(kind, &e), (rx, false)));
+                            }
                         }
                         Ok(_) => continue,
                         Err(broadcast::error::RecvError::Lagged(_)) => {

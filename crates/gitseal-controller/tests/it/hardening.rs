@@ -502,3 +502,86 @@ async fn immutable_replacement_never_loses_the_old_secret() {
     assert_eq!(replaced["immutable"], true);
     running.shutdown().await;
 }
+
+/// A SealedSecret whose template asks for a service-account token Secret
+/// for `account`: Kubernetes would fill it with a token of that account.
+fn token_object(ns: &str, name: &str, id: &Identity, account: &str) -> Value {
+    let mut obj = sealed_secret(ns, name, &[("note", b"x")], &[id.recipient().clone()]);
+    obj["spec"]["template"] = json!({
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {"annotations": {"kubernetes.io/service-account.name": account}},
+    });
+    obj
+}
+
+/// Issue 10 §3: a tenant who may only commit SealedSecrets could otherwise
+/// mint a token for any service account of their namespace through the
+/// controller's write rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_token_secrets_are_refused_unless_allowed() {
+    let (fake, id, running) = keyed_controller().await;
+    // A new object asking for a token: refused, nothing written.
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        token_object("app", "mint", &id, "admin"),
+    );
+    let (status, _, message) = wait_ready(&fake, "app", "mint", Some("SecretTypeNotAllowed")).await;
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("kubernetes.io/service-account-token")
+            && message.contains("--allow-service-account-token-secrets"),
+        "{message}"
+    );
+    let stalled = fake
+        .get("sealedsecrets", "app", "mint")
+        .and_then(|o| {
+            o.pointer("/status/conditions")?
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Stalled")
+                .cloned()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        stalled["status"], "True",
+        "a refusal needs a person: Stalled"
+    );
+
+    // A synced object changed into one: refused, its Secret kept as it was.
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret(
+            "app",
+            "db",
+            &[("password", b"pw")],
+            &[id.recipient().clone()],
+        ),
+    );
+    wait_ready(&fake, "app", "db", Some("Synced")).await;
+    let before = fake
+        .get_bytes("secrets", "app", "db")
+        .unwrap_or_else(|| panic!("no Secret"));
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        token_object("app", "db", &id, "admin"),
+    );
+    wait_ready(&fake, "app", "db", Some("SecretTypeNotAllowed")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(fake.get("secrets", "app", "mint").is_none());
+    assert_eq!(fake.get_bytes("secrets", "app", "db"), Some(before));
+    running.shutdown().await;
+
+    // The operator allows them: written with the type.
+    let mut cfg = config();
+    cfg.allow_service_account_tokens = true;
+    let running = start_with(&fake, cfg).await;
+    wait_ready(&fake, "app", "mint", Some("Synced")).await;
+    let secret = fake
+        .get("secrets", "app", "mint")
+        .unwrap_or_else(|| panic!("no Secret"));
+    assert_eq!(secret["type"], "kubernetes.io/service-account-token");
+    running.shutdown().await;
+}

@@ -262,10 +262,23 @@ pub fn keyed_fake() -> (FakeApi, Identity, Interposer) {
 }
 
 /// The first `times` writes (PATCH) whose path contains `path` are never answered.
+#[allow(dead_code)]
 pub fn hold_writes_of(path: &'static str, times: u32) -> Rule {
     Rule {
         tag: None,
         method: Some(Method::PATCH),
+        contains: path,
+        action: Action::Hold,
+        times: Some(times),
+    }
+}
+
+/// Holds (never answers) the first `times` creates whose request line
+/// contains `path` (a new object's Secret is created, not applied).
+pub fn hold_creates_of(path: &'static str, times: u32) -> Rule {
+    Rule {
+        tag: None,
+        method: Some(Method::POST),
         contains: path,
         action: Action::Hold,
         times: Some(times),

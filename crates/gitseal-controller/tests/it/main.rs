@@ -15,6 +15,7 @@ mod misc;
 mod process;
 mod process_smoke;
 mod scenarios;
+mod shards;
 mod startup;
 mod status;
 mod templates;

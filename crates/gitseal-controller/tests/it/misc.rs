@@ -595,12 +595,14 @@ fn cached_sealed_secrets_drop_managed_fields_and_last_applied() {
     gitseal_controller::reconcile::strip_for_cache(&mut obj);
     assert!(obj.metadata.managed_fields.is_none());
     let annotations = obj.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.len(), 1);
+    assert_eq!(annotations.len(), 2);
     assert_eq!(
         annotations.get("team").map(String::as_str),
         Some("payments")
     );
-    assert_eq!(obj.spec.encrypted_data.len(), 1);
+    // The sealed values are not cached either (the marker says so).
+    assert!(obj.spec.encrypted_data.is_empty());
+    assert!(annotations.contains_key(gitseal_controller::reconcile::SPEC_NOT_CACHED));
 
     let mut only_last_applied: gitseal_manifest::SealedSecret = serde_json::from_value(json!({
         "apiVersion": "gitseal.dev/v1alpha1",

@@ -327,17 +327,34 @@ fn large_specs_are_cached_without_their_spec() {
     assert_eq!(annotations.get("team").map(String::as_str), Some("a"));
     assert!(annotations.contains_key(SPEC_NOT_CACHED));
 
-    // A small object keeps its spec, and a marker set by a user is dropped.
+    assert!(gitseal_controller::reconcile::is_large(&obj));
+
+    // A small object keeps its template and Vault items, not its sealed
+    // values; a marker set by a user is replaced by the real one.
     let mut small: gitseal_manifest::SealedSecret = serde_json::from_value(json!({
         "apiVersion": "gitseal.dev/v1alpha1", "kind": "SealedSecret",
         "metadata": {"name": "db", "namespace": "app",
-                     "annotations": {SPEC_NOT_CACHED: "1"}},
-        "spec": {"encryptedData": {"a": "gs1:x"}},
+                     "annotations": {SPEC_NOT_CACHED: "99999999"}},
+        "spec": {"encryptedData": {"a": "gs1:x"}, "template": {"type": "Opaque"},
+                 "vaultData": {"v": {"mount": "secret", "path": "app/db", "field": "pw"}}},
     }))
     .unwrap_or_else(|e| panic!("{e}"));
     strip_for_cache(&mut small);
-    assert_eq!(small.spec.encrypted_data.len(), 1);
-    assert!(small.metadata.annotations.is_none());
+    assert!(small.spec.encrypted_data.is_empty());
+    assert!(small.spec.template.is_some());
+    assert_eq!(small.spec.vault_data.len(), 1);
+    assert!(!gitseal_controller::reconcile::is_large(&small));
+    // Without sealed values nothing is marked.
+    let mut vault_only: gitseal_manifest::SealedSecret = serde_json::from_value(json!({
+        "apiVersion": "gitseal.dev/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "db", "namespace": "app",
+                     "annotations": {SPEC_NOT_CACHED: "1"}},
+        "spec": {"vaultData": {"v": {"mount": "secret", "path": "app/db", "field": "pw"}}},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    strip_for_cache(&mut vault_only);
+    assert!(vault_only.metadata.annotations.is_none());
+    assert_eq!(vault_only.spec.vault_data.len(), 1);
 }
 
 #[test]

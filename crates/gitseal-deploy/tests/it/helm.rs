@@ -181,6 +181,59 @@ fn rollout_on_change_is_off_by_default_and_brings_its_rbac_when_on() {
     }
 }
 
+#[test]
+fn a_namespace_list_shard_gets_roles_in_its_namespaces_instead_of_the_cluster_role() {
+    let secrets_rule = json!({"apiGroups": [""], "resources": ["secrets"],
+        "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]});
+    let objects = by_identity(render(&json!({"watchNamespaces": ["team-a", "team-b"]})));
+    assert!(
+        !objects.keys().any(|k| k.starts_with("ClusterRole")),
+        "{:?}",
+        objects.keys()
+    );
+    for ns in ["team-a", "team-b"] {
+        let role = &objects[&format!("Role/{ns}/gitseal-controller")];
+        let rules = role["rules"].as_array().expect("rules");
+        assert!(rules.contains(&secrets_rule), "{role}");
+        assert!(rules
+            .iter()
+            .any(|r| r["resources"] == json!(["sealedsecrets/status"])));
+        let binding = &objects[&format!("RoleBinding/{ns}/gitseal-controller")];
+        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    }
+    // Its keys are Secrets in its own namespace.
+    let own = &objects[&format!("Role/{NAMESPACE}/gitseal-controller")];
+    assert!(own["rules"]
+        .as_array()
+        .expect("rules")
+        .contains(&secrets_rule));
+    let args = &objects["Deployment/gitseal-system/gitseal-controller"]["spec"]["template"]["spec"]
+        ["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .expect("args")
+            .contains(&json!("--watch-namespaces=team-a,team-b")),
+        "{args}"
+    );
+
+    // A selector keeps the ClusterRole, which may then list namespaces.
+    let objects = by_identity(render(&json!({"watchNamespaceSelector": "team=x"})));
+    let rules = objects["ClusterRole//gitseal-controller"]["rules"]
+        .as_array()
+        .expect("rules")
+        .clone();
+    assert!(
+        rules.contains(&json!({"apiGroups": [""], "resources": ["namespaces"],
+        "verbs": ["list", "watch"]}))
+    );
+    let args = &objects["Deployment/gitseal-system/gitseal-controller"]["spec"]["template"]["spec"]
+        ["containers"][0]["args"];
+    assert!(args
+        .as_array()
+        .expect("args")
+        .contains(&json!("--watch-namespace-selector=team=x")));
+}
+
 /// Every option of the chart at once (deploy/helm/gitseal/ci/).
 fn everything_on() -> Value {
     let path = chart().join("ci/all-options-values.yaml");

@@ -51,6 +51,12 @@ runs `gitseal-controller run ARGS --help` with every option of the chart on.
 - --leader-election={{ .Values.leaderElection }}
 - --lease-name={{ include "gitseal.name" . }}
 - --rollout-on-change={{ .Values.rolloutOnChange.enabled }}
+{{- with .Values.watchNamespaces }}
+- --watch-namespaces={{ join "," . }}
+{{- end }}
+{{- with .Values.watchNamespaceSelector }}
+- --watch-namespace-selector={{ . }}
+{{- end }}
 {{- with .Values.logFormat }}
 - --log-format={{ . }}
 {{- end }}
