@@ -194,5 +194,18 @@ fn verify_reports_broken_templates_and_pasted_credentials() {
     let out = env.run(&["verify", "pasted.yaml"]);
     out.exits(1);
     assert!(out.stdout.contains("url-password"), "{}", out.stdout);
-    assert!(!out.stdout.contains("Zq8vXp2LkT9mWs4R"), "redacted: {}", out.stdout);
+    assert!(
+        !out.stdout.contains("Zq8vXp2LkT9mWs4R"),
+        "redacted: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn merge_into_refuses_templates_instead_of_sealing_them() {
+    let env = sealed_env();
+    let before = env.read("sealed.yaml");
+    let out = env.seal(&["-f", "secret.yaml", "--merge-into", "sealed.yaml"]);
+    out.exits_with(2, "--merge-into adds sealed items only");
+    assert_eq!(env.read("sealed.yaml"), before, "nothing changed");
 }
