@@ -81,6 +81,7 @@ async fn database_url_config_file_and_dockerconfigjson() {
     );
     assert_eq!(
         String::from_utf8_lossy(&data["DATABASE_URL"]),
+        // gitseal:allow a made-up test value, rendered
         "postgres://app_user:CANARY-tmpl-p%40ss%2Fw%3Ard@db:5432/app"
     );
     let cfg: serde_yaml::Value = serde_yaml::from_slice(&data["config.yaml"]).unwrap_or_default();
@@ -338,6 +339,7 @@ async fn templates_combine_sealed_and_vault_inputs() {
     wait_ready(&fake, "app", "mail", Some("Synced")).await;
     let data = secret_data(&fake.get("secrets", "app", "mail").unwrap_or_default());
     assert_eq!(data.keys().cloned().collect::<Vec<_>>(), ["SMTP_URL"]);
+    // gitseal:allow a made-up test value, rendered
     assert_eq!(data["SMTP_URL"], b"smtp://app_user:vault-smtp@mail:587");
     running.shutdown().await;
 }
