@@ -1,7 +1,9 @@
 //! Allowlisting: an inline `gitseal:allow` comment on the finding's line
 //! (or the line before), a baseline file of finding fingerprints, and path
-//! ignore globs (the keyring's `verify.ignore` plus `--exclude`).
+//! ignore globs (the keyring's `verify.ignore` plus `--exclude`), and the
+//! key that makes baseline fingerprints useless as a brute-force oracle.
 
+use crate::finding::Digest;
 use crate::{Error, Finding};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -139,16 +141,94 @@ pub(crate) fn absolute(path: &Path, cwd: Option<&Path>) -> PathBuf {
     out
 }
 
+/// The key that turns a finding's in-memory digest into the fingerprint a
+/// baseline (and a report scanned with `--baseline`) shows: PBKDF2-HMAC-
+/// SHA256 of the digest with a random 32-byte salt per baseline file and
+/// [`FingerprintKey::ITERATIONS`] rounds. Without the salt nothing can be
+/// precomputed or compared across repositories; with it, every guess at a
+/// short secret costs the full stretch (a plain SHA-256 fingerprint, as
+/// version 1 baselines stored, is a fast offline oracle for short secrets).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FingerprintKey {
+    salt: [u8; 32],
+    iterations: u32,
+}
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FingerprintKey {{ iterations: {} }}", self.iterations)
+    }
+}
+
+impl FingerprintKey {
+    /// Rounds of PBKDF2 for new baselines.
+    pub const ITERATIONS: u32 = 10_000;
+    /// The most rounds a baseline file may ask for (bounds the work a
+    /// hostile baseline can cause).
+    pub const MAX_ITERATIONS: u32 = 1_000_000;
+
+    /// A fresh key with a random salt.
+    pub fn generate() -> FingerprintKey {
+        use rand_core::RngCore as _;
+        let mut salt = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut salt);
+        FingerprintKey {
+            salt,
+            iterations: Self::ITERATIONS,
+        }
+    }
+
+    /// The fingerprint of a digest: 32 hex digits.
+    pub fn fingerprint(&self, d: &Digest) -> String {
+        use hmac::{Hmac, Mac};
+        type H = Hmac<sha2::Sha256>;
+        let Ok(keyed) = <H as Mac>::new_from_slice(&d.0) else {
+            return String::new();
+        };
+        // PBKDF2 (RFC 8018), password = digest, one block.
+        let mut mac = keyed.clone();
+        mac.update(&self.salt);
+        mac.update(&1u32.to_be_bytes());
+        let mut u: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut acc = u;
+        for _ in 1..self.iterations {
+            let mut mac = keyed.clone();
+            mac.update(&u);
+            u = mac.finalize().into_bytes().into();
+            for (a, b) in acc.iter_mut().zip(u.iter()) {
+                *a ^= b;
+            }
+        }
+        hex::encode(&acc[..16])
+    }
+
+    /// Fills in the fingerprint of every finding (in parallel).
+    pub fn apply(&self, findings: &mut [Finding]) {
+        use rayon::prelude::*;
+        findings
+            .par_iter_mut()
+            .for_each(|f| f.fingerprint = Some(self.fingerprint(&f.digest)));
+    }
+}
+
 /// A baseline: fingerprints of findings that are known and accepted.
-/// Stored as JSON; holds no secret (a fingerprint is a truncated SHA-256).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Stored as JSON; holds no secret. Version 2 files (written now) carry the
+/// salt of their [`FingerprintKey`]; version 1 files (unkeyed SHA-256) are
+/// still read, and `verify` asks for them to be rewritten.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Baseline {
+    /// `None` for a version 1 baseline.
+    key: Option<FingerprintKey>,
     fingerprints: BTreeSet<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct BaselineFile {
     version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    salt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iterations: Option<u32>,
     findings: Vec<BaselineEntry>,
 }
 
@@ -164,34 +244,50 @@ struct BaselineEntry {
 impl Baseline {
     /// Parses a baseline file's text; `origin` names it in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Baseline, Error> {
-        let file: BaselineFile = serde_json::from_str(text).map_err(|e| Error::Baseline {
+        let bad = |message: String| Error::Baseline {
             path: origin.to_string(),
-            message: e.to_string(),
-        })?;
-        if file.version != 1 {
-            return Err(Error::Baseline {
-                path: origin.to_string(),
-                message: format!("version {} is not supported (expected 1)", file.version),
-            });
-        }
+            message,
+        };
+        let file: BaselineFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let key = match file.version {
+            1 => None,
+            2 => {
+                let salt = file
+                    .salt
+                    .as_deref()
+                    .and_then(|s| hex::decode(s).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| bad("version 2 needs a `salt` of 64 hex digits".into()))?;
+                let iterations = file.iterations.unwrap_or(0);
+                if !(1..=FingerprintKey::MAX_ITERATIONS).contains(&iterations) {
+                    return Err(bad(format!(
+                        "`iterations` must be between 1 and {}",
+                        FingerprintKey::MAX_ITERATIONS
+                    )));
+                }
+                Some(FingerprintKey { salt, iterations })
+            }
+            v => {
+                return Err(bad(format!(
+                    "version {v} is not supported (expected 1 or 2)"
+                )))
+            }
+        };
         let mut fingerprints = BTreeSet::new();
         for e in file.findings {
             let ok =
                 e.fingerprint.len() == 32 && e.fingerprint.bytes().all(|b| b.is_ascii_hexdigit());
             if !ok {
-                return Err(Error::Baseline {
-                    path: origin.to_string(),
-                    message: format!(
-                        "fingerprint {:?} is not 32 hex digits",
-                        crate::finding::escape_control(
-                            &e.fingerprint.chars().take(40).collect::<String>()
-                        )
-                    ),
-                });
+                return Err(bad(format!(
+                    "fingerprint {:?} is not 32 hex digits",
+                    crate::finding::escape_control(
+                        &e.fingerprint.chars().take(40).collect::<String>()
+                    )
+                )));
             }
             fingerprints.insert(e.fingerprint.to_ascii_lowercase());
         }
-        Ok(Baseline { fingerprints })
+        Ok(Baseline { key, fingerprints })
     }
 
     /// Loads a baseline file.
@@ -203,21 +299,33 @@ impl Baseline {
         Baseline::from_json(&text, &path.display().to_string())
     }
 
-    /// The baseline text for a set of findings (sorted, deduplicated).
+    /// The baseline text for a set of findings (sorted, deduplicated), keyed
+    /// with a fresh random salt.
     pub fn to_json(findings: &[Finding]) -> String {
+        Baseline::to_json_with(&FingerprintKey::generate(), findings)
+    }
+
+    /// The baseline text for a set of findings, keyed with `key`.
+    pub fn to_json_with(key: &FingerprintKey, findings: &[Finding]) -> String {
+        let mut keyed = findings.to_vec();
+        key.apply(&mut keyed);
         let mut seen = BTreeSet::new();
-        let mut entries: Vec<BaselineEntry> = findings
-            .iter()
-            .filter(|f| seen.insert(f.fingerprint.clone()))
-            .map(|f| BaselineEntry {
-                fingerprint: f.fingerprint.clone(),
-                rule: Some(f.rule.id().to_string()),
-                path: Some(f.path.clone()),
+        let mut entries: Vec<BaselineEntry> = keyed
+            .into_iter()
+            .filter_map(|f| {
+                let fp = f.fingerprint?;
+                seen.insert(fp.clone()).then(|| BaselineEntry {
+                    fingerprint: fp,
+                    rule: Some(f.rule.id().to_string()),
+                    path: Some(f.path),
+                })
             })
             .collect();
         entries.sort_by(|a, b| (&a.path, &a.fingerprint).cmp(&(&b.path, &b.fingerprint)));
         let file = BaselineFile {
-            version: 1,
+            version: 2,
+            salt: Some(hex::encode(key.salt)),
+            iterations: Some(key.iterations),
             findings: entries,
         };
         let mut s = serde_json::to_string_pretty(&file).unwrap_or_default();
@@ -225,9 +333,27 @@ impl Baseline {
         s
     }
 
+    /// The key of a version 2 baseline; `None` for version 1.
+    pub fn key(&self) -> Option<&FingerprintKey> {
+        self.key.as_ref()
+    }
+
+    /// Whether this is a version 1 baseline (unkeyed fingerprints).
+    pub fn is_legacy(&self) -> bool {
+        self.key.is_none()
+    }
+
     /// Whether a finding is in the baseline.
     pub fn contains(&self, f: &Finding) -> bool {
-        self.fingerprints.contains(&f.fingerprint)
+        match &self.key {
+            None => self
+                .fingerprints
+                .contains(&crate::finding::legacy_fingerprint(&f.digest)),
+            Some(key) => match &f.fingerprint {
+                Some(fp) => self.fingerprints.contains(fp),
+                None => self.fingerprints.contains(&key.fingerprint(&f.digest)),
+            },
+        }
     }
 
     /// Number of fingerprints.
@@ -241,7 +367,12 @@ impl Baseline {
     }
 
     /// Removes baselined findings from `out`, counting them in its summary.
+    /// With a version 2 baseline the remaining findings carry fingerprints
+    /// keyed by its salt.
     pub fn apply(&self, out: &mut crate::ScanOutput) {
+        if let Some(key) = &self.key {
+            key.apply(&mut out.findings);
+        }
         let before = out.findings.len();
         out.findings.retain(|f| !self.contains(f));
         out.summary.allowed_baseline += (before - out.findings.len()) as u64;

@@ -52,7 +52,8 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "yourtoken",
     "xxxx",
     "****",
-    "....",
+    "...",
+    "\u{2026}",
     "redacted",
     "replace",
     "todo",
@@ -85,11 +86,13 @@ pub fn is_placeholder(v: &[u8]) -> bool {
     }
     let first = v[0];
     let last = v[v.len() - 1];
-    if matches!(
-        first,
-        b'$' | b'%' | b'<' | b'{' | b'[' | b'@' | b'#' | b'&' | b'*'
-    ) || matches!(last, b'>' | b'}' | b']' | b')')
+    if matches!(first, b'$' | b'<' | b'{' | b'[' | b'@' | b'#' | b'&' | b'*')
+        || matches!(last, b'>' | b'}' | b']' | b')')
     {
+        return true;
+    }
+    // `%VAR%`, `%s`, `%(name)s`; a password may well start with `%`.
+    if first == b'%' && (last == b'%' || v.len() <= 3 || matches!(v.get(1), Some(b'(' | b'{'))) {
         return true;
     }
     if memchr::memmem::find(v, b"{{").is_some()
@@ -230,10 +233,38 @@ pub fn is_identifier_like(v: &[u8]) -> bool {
     }
     // Words joined by separators: `kv1-value`, `admin-2024`, `Prod_DB.v2`.
     let segments: Vec<&[u8]> = v
-        .split(|b| matches!(b, b'-' | b'_' | b'.' | b':'))
+        .split(|b| matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'[' | b']'))
         .filter(|s| !s.is_empty())
         .collect();
-    segments.len() >= 2 && segments.iter().all(|s| is_word(s))
+    if segments.len() >= 2 && segments.iter().all(|s| is_word(s) || short_word(s)) {
+        return true;
+    }
+    // A constant's name: `MY_K8S_SECRET_KEY`, `AWS_REGION_2`.
+    v.contains(&b'_')
+        && v.iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+        && v.split(|b| *b == b'_')
+            .all(|s| s.iter().any(u8::is_ascii_uppercase) && s.len() <= 12)
+}
+
+/// A short lower-case (or capitalised) piece such as `k8s`, `K8s`, `etcd`,
+/// `v2`, `s3`: too short to carry a secret's entropy.
+fn short_word(s: &[u8]) -> bool {
+    s.len() <= 5
+        && s.iter()
+            .skip(1)
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.first().is_some_and(u8::is_ascii_alphanumeric)
+        && s.iter().filter(|b| b.is_ascii_digit()).count() <= 1
+}
+
+/// `8-4-4-4-12` hexadecimal: a UUID.
+pub fn is_uuid(v: &[u8]) -> bool {
+    v.len() == 36
+        && v.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 /// `word`, `Word`, `WORD`, optionally followed by digits, or digits alone.
@@ -257,7 +288,11 @@ pub fn looks_like_secret(v: &[u8]) -> bool {
     if v.len() < 8 || v.len() > 512 {
         return false;
     }
-    if v.iter().any(|b| b.is_ascii_whitespace() || *b < 0x20) {
+    // Whitespace, control characters, or non-ASCII letters: prose or a
+    // translated word, not generated material.
+    if v.iter()
+        .any(|b| b.is_ascii_whitespace() || *b < 0x20 || *b >= 0x80)
+    {
         return false;
     }
     if is_placeholder(v) || is_reference(v) || is_identifier_like(v) {

@@ -23,37 +23,105 @@ pub(crate) fn wants(path: &str, data: &[u8]) -> bool {
     if !ext_ok {
         return false;
     }
-    if memchr::memmem::find(data, b"secretGenerator").is_some() {
+    memchr::memmem::find(data, b"secretGenerator").is_some() || may_hold_secret_kind(data)
+}
+
+/// Whether some `kind` in the text could be `Secret`, `SealedSecret` or
+/// `List`: a plain `kind: Deployment` rules a place out, anything YAML can
+/// dress a value in (a tag `!!str`, an anchor or alias, a block or flow
+/// scalar, a value on the next line, a quoted string with escapes, a
+/// complex `? kind` key, an escaped key) keeps the file for a full parse.
+fn may_hold_secret_kind(data: &[u8]) -> bool {
+    if memchr::memmem::find(data, b"\\u").is_some() || memchr::memmem::find(data, b"\\x").is_some()
+    {
         return true;
     }
-    // `kind: Secret`, `kind: SealedSecret`, `"kind": "Secret"`, `kind: List`.
     for p in memchr::memmem::find_iter(data, b"kind") {
         let mut i = p + 4;
-        if data.get(i) == Some(&b'"') || data.get(i) == Some(&b'\'') {
+        if matches!(data.get(i), Some(b'"' | b'\'')) {
             i += 1;
         }
         while data.get(i).is_some_and(|b| *b == b' ' || *b == b'\t') {
             i += 1;
         }
         if data.get(i) != Some(&b':') {
+            // `? kind` (a complex key) puts the value on the next line.
+            let (ls, _) = line_bounds(data, p);
+            if data[ls..p].trim_ascii_start().starts_with(b"?") {
+                return true;
+            }
             continue;
         }
         i += 1;
-        while data
-            .get(i)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'"' | b'\''))
-        {
+        while data.get(i).is_some_and(|b| *b == b' ' || *b == b'\t') {
             i += 1;
         }
         let rest = &data[i.min(data.len())..];
-        if rest.starts_with(b"Secret")
-            || rest.starts_with(b"SealedSecret")
-            || rest.starts_with(b"List")
-        {
-            return true;
+        let word = |r: &[u8]| {
+            r.starts_with(b"Secret") || r.starts_with(b"SealedSecret") || r.starts_with(b"List")
+        };
+        match rest.first() {
+            Some(q @ (b'"' | b'\'')) => {
+                let body = &rest[1..];
+                let end = memchr::memchr(*q, body).unwrap_or(body.len());
+                if word(body) || memchr::memchr(b'\\', &body[..end]).is_some() {
+                    return true;
+                }
+            }
+            Some(b) if b.is_ascii_alphanumeric() => {
+                if word(rest) {
+                    return true;
+                }
+            }
+            // A mapping or sequence (`kind:` as a schema property).
+            Some(b'{' | b'[') => {}
+            // Nothing more on this line: the value is on the next one,
+            // unless that starts a nested mapping or sequence.
+            Some(b'\n' | b'\r' | b'#') | None => {
+                let (_, le) = line_bounds(data, i.min(data.len().saturating_sub(1)));
+                let next = data.get(le + 1..).unwrap_or(&[]);
+                let (_, ne) = line_bounds(next, 0);
+                let line = next[..ne].trim_ascii();
+                let nested = line.starts_with(b"-")
+                    || memchr::memmem::find(line, b": ").is_some()
+                    || line.ends_with(b":");
+                if !nested {
+                    return true;
+                }
+            }
+            // A tag, anchor, alias or block scalar.
+            Some(_) => return true,
         }
     }
     false
+}
+
+/// What YAML means, without its dress: tags dropped (`!!str Secret` is the
+/// string `Secret`), merge keys (`<<: *base`) applied. Aliases are already
+/// resolved by the parser.
+fn normalize(v: &mut Value) {
+    fn untag(v: &mut Value) {
+        match v {
+            Value::Tagged(t) => {
+                let inner = std::mem::replace(&mut t.value, Value::Null);
+                *v = inner;
+                untag(v);
+            }
+            Value::Sequence(items) => items.iter_mut().for_each(untag),
+            Value::Mapping(m) => {
+                let entries: Vec<(Value, Value)> = std::mem::take(m).into_iter().collect();
+                for (mut k, mut val) in entries {
+                    untag(&mut k);
+                    untag(&mut val);
+                    m.insert(k, val);
+                }
+            }
+            _ => {}
+        }
+    }
+    untag(v);
+    // A malformed merge leaves the rest as it is.
+    let _ = v.apply_merge();
 }
 
 /// Runs the Kubernetes checks on one file.
@@ -77,18 +145,20 @@ pub(crate) fn scan(
                     end: text.len(),
                 };
                 check_value(&doc, &v, known, out, refs);
+                return;
             }
         }
-        return;
+        // Not JSON: YAML flow style (`{kind: Secret, …}`), parsed below.
     }
     for (base, end) in split_documents(text) {
         let chunk = &text[base..end];
-        if !chunk.contains("Secret") && !chunk.contains("secretGenerator") {
+        if !chunk.contains("secretGenerator") && !may_hold_secret_kind(chunk.as_bytes()) {
             continue;
         }
-        let Ok(v) = serde_yaml::from_str::<Value>(chunk) else {
+        let Ok(mut v) = serde_yaml::from_str::<Value>(chunk) else {
             continue;
         };
+        normalize(&mut v);
         let doc = Doc { text, base, end };
         check_value(&doc, &v, known, out, refs);
     }

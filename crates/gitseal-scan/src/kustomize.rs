@@ -13,7 +13,7 @@
 //! path) is not followed and not reported: what it names is not part of the
 //! scan (absolute paths are how deploy-time mounts are named).
 
-use crate::finding::{self, escape_control, Finding, Rule};
+use crate::finding::{self, escape_control, Context, Finding, Rule};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Component, Path};
 
@@ -72,7 +72,7 @@ pub(crate) struct EnvValue {
     line: usize,
     column: usize,
     key: String,
-    fingerprint: String,
+    digest: finding::Digest,
     redacted: String,
     allowed: bool,
 }
@@ -275,8 +275,8 @@ fn env_values(
         values.push(EnvValue {
             line: line_no,
             column,
-            fingerprint: finding::fingerprint(Rule::KustomizeSecretFile, path, value),
-            redacted: finding::redact(value),
+            digest: finding::digest(Rule::KustomizeSecretFile, path, value),
+            redacted: finding::redact(Rule::KustomizeSecretFile, value),
             allowed: crate::allow::inline_allowed(data, ls, le),
             key,
         });
@@ -498,7 +498,10 @@ pub(crate) fn resolve_all(kusts: &[Kustomization], facts: &[Facts]) -> Resolved 
                             escape_control(r.generator),
                             escape_control(r.kustomization)
                         ),
-                        fingerprint: v.fingerprint.clone(),
+                        confidence: Rule::KustomizeSecretFile.confidence(),
+                        context: Context::of_path(&f.path),
+                        fingerprint: None,
+                        digest: v.digest,
                         redacted: v.redacted.clone(),
                         commit: f.commit.clone(),
                     });
@@ -530,7 +533,10 @@ pub(crate) fn resolve_all(kusts: &[Kustomization], facts: &[Facts]) -> Resolved 
                     escape_control(r.generator),
                     escape_control(r.kustomization)
                 ),
-                fingerprint: finding::fingerprint(Rule::KustomizeSecretFile, &f.path, digest.as_bytes()),
+                confidence: Rule::KustomizeSecretFile.confidence(),
+                context: Context::of_path(&f.path),
+                fingerprint: None,
+                digest: finding::digest(Rule::KustomizeSecretFile, &f.path, digest.as_bytes()),
                 redacted: "…".to_string(),
                 commit: f.commit.clone(),
             });

@@ -36,8 +36,8 @@ mod rules;
 mod template;
 pub mod walk;
 
-pub use allow::{Baseline, PathFilter};
-pub use finding::{Finding, Rule};
+pub use allow::{Baseline, FingerprintKey, PathFilter};
+pub use finding::{Confidence, Context, Finding, Rule};
 pub use gitseal_crypto::KeyId;
 pub use lifecycle::Lifecycle;
 
@@ -172,6 +172,19 @@ pub struct Summary {
     pub allowed_inline: u64,
     /// Findings silenced by the baseline.
     pub allowed_baseline: u64,
+    /// Findings left out by `--min-confidence` / `--exclude-context`.
+    pub filtered: u64,
+}
+
+impl ScanOutput {
+    /// Keeps the findings at or above `min` confidence whose context is not
+    /// in `exclude`; counts the others in `summary.filtered`.
+    pub fn retain_confident(&mut self, min: Confidence, exclude: &[Context]) {
+        let before = self.findings.len();
+        self.findings
+            .retain(|f| f.confidence >= min && !exclude.contains(&f.context));
+        self.summary.filtered += (before - self.findings.len()) as u64;
+    }
 }
 
 /// The scanner: compiled rules plus configuration. Cheap to share between
@@ -233,7 +246,7 @@ impl Scanner {
             return res;
         }
         let mut hits: Vec<Hit> = Vec::new();
-        self.patterns.scan(data, &mut hits);
+        self.patterns.scan(path, data, &mut hits);
         if kube::wants(path, data) {
             let mut refs = Vec::new();
             kube::scan(data, self.config.known_keys.as_ref(), &mut hits, &mut refs);
@@ -270,16 +283,9 @@ impl Scanner {
                 res.allowed_lines.push(line);
                 continue;
             }
-            res.findings.push(Finding {
-                path: path.to_string(),
-                line,
-                column,
-                rule: h.rule,
-                message: h.message,
-                fingerprint: finding::fingerprint(h.rule, path, &h.secret),
-                redacted: finding::redact(&h.secret),
-                commit: commit.map(str::to_string),
-            });
+            res.findings.push(Finding::new(
+                path, line, column, h.rule, h.message, &h.secret, commit,
+            ));
         }
         res
     }

@@ -2,7 +2,7 @@
 //! scanning. Every format shows only the redacted preview of a secret and
 //! escapes control characters in anything taken from scanned files.
 
-use crate::finding::{escape_control, Rule};
+use crate::finding::{escape_control, Confidence, Context, Finding, Rule};
 use crate::{Error, ScanOutput};
 use serde_json::{json, Value};
 
@@ -69,6 +69,12 @@ pub fn summary_line(out: &ScanOutput, seconds: f64) -> String {
             out.summary.allowed_inline, out.summary.allowed_baseline
         ));
     }
+    if out.summary.filtered > 0 {
+        s.push_str(&format!(
+            "; {} below --min-confidence or in an --exclude-context",
+            out.summary.filtered
+        ));
+    }
     s
 }
 
@@ -84,6 +90,7 @@ pub fn json_report(out: &ScanOutput) -> Result<String, Error> {
             "files_skipped": out.summary.files_skipped,
             "allowed_inline": out.summary.allowed_inline,
             "allowed_baseline": out.summary.allowed_baseline,
+            "filtered": out.summary.filtered,
         }
     });
     serde_json::to_string_pretty(&v)
@@ -118,6 +125,25 @@ fn severity(rule: Rule) -> &'static str {
     }
 }
 
+fn precision(rule: Rule) -> &'static str {
+    match rule.confidence() {
+        Confidence::High => "very-high",
+        Confidence::Medium => "high",
+        Confidence::Low => "medium",
+    }
+}
+
+/// The SARIF `level` of a finding: `error` for a high or medium
+/// confidence finding in production paths, `warning` for a low-confidence
+/// one there or a high-confidence one in tests or docs, `note` for the rest.
+pub fn sarif_level(f: &Finding) -> &'static str {
+    match (f.confidence, f.context) {
+        (Confidence::High | Confidence::Medium, Context::Production) => "error",
+        (Confidence::Low, Context::Production) | (Confidence::High, _) => "warning",
+        _ => "note",
+    }
+}
+
 /// The SARIF 2.1.0 report.
 pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
     let rules: Vec<Value> = Rule::ALL
@@ -129,8 +155,8 @@ pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
                 "shortDescription": {"text": r.description()},
                 "fullDescription": {"text": r.description()},
                 "help": {"text": r.help(), "markdown": r.help()},
-                "defaultConfiguration": {"level": "error"},
-                "properties": {"tags": ["security", "secret"], "precision": "high", "security-severity": severity(*r)}
+                "defaultConfiguration": {"level": if r.confidence() == Confidence::Low { "warning" } else { "error" }},
+                "properties": {"tags": ["security", "secret"], "precision": precision(*r), "security-severity": severity(*r)}
             })
         })
         .collect();
@@ -146,7 +172,7 @@ pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
             let mut result = json!({
                 "ruleId": f.rule.id(),
                 "ruleIndex": index,
-                "level": "error",
+                "level": sarif_level(f),
                 "message": {"text": msg},
                 "locations": [{
                     "physicalLocation": {
@@ -154,10 +180,13 @@ pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
                         "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)}
                     }
                 }],
-                "partialFingerprints": {"gitseal/v1": f.fingerprint}
+                "properties": {"confidence": f.confidence.as_str(), "context": f.context.as_str()}
             });
+            if let Some(fp) = &f.fingerprint {
+                result["partialFingerprints"] = json!({"gitseal/v2": fp});
+            }
             if let Some(c) = &f.commit {
-                result["properties"] = json!({"commit": c});
+                result["properties"]["commit"] = json!(c);
             }
             result
         })

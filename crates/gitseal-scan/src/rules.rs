@@ -53,6 +53,11 @@ enum Det {
     Pem,
     Jwt,
     Url,
+    Age,
+    Putty,
+    GoogleApi,
+    Pypi,
+    Jdbc,
 }
 
 /// Case-sensitive literals: token prefixes and markers.
@@ -85,6 +90,11 @@ const LITERALS: &[(&str, Det)] = &[
     ("-----BEGIN ", Det::Pem),
     ("eyJ", Det::Jwt),
     ("://", Det::Url),
+    ("AGE-SECRET-KEY-1", Det::Age),
+    ("PuTTY-User-Key-File-", Det::Putty),
+    ("AIza", Det::GoogleApi),
+    ("pypi-AgE", Det::Pypi),
+    ("jdbc:", Det::Jdbc),
 ];
 
 /// Secret-like key words, in the spellings identifiers use (lower, UPPER,
@@ -127,6 +137,7 @@ const KEY_WORDS: &[&str] = &[
     "PRIVATEKEY",
     "private_key",
     "PRIVATE_KEY",
+    "_auth",
 ];
 
 /// The compiled pattern rules.
@@ -146,6 +157,9 @@ pub(crate) struct Patterns {
     npm: Regex,
     jwt: Regex,
     azure: Regex,
+    age: Regex,
+    google_api: Regex,
+    pypi: Regex,
 }
 
 fn re(s: &str) -> Regex {
@@ -187,11 +201,15 @@ impl Patterns {
             npm: re(r"^npm_[A-Za-z0-9]{36}"),
             jwt: re(r"^eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"),
             azure: re(r"^AccountKey=([A-Za-z0-9+/]{86}==)"),
+            age: re(r"^AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
+            google_api: re(r"^AIza[0-9A-Za-z_\-]{35}"),
+            pypi: re(r"^pypi-AgE[A-Za-z0-9_\-]{70,}"),
         }
     }
 
-    /// Runs every pattern rule over one blob.
-    pub(crate) fn scan(&self, data: &[u8], out: &mut Vec<Hit>) {
+    /// Runs every pattern rule over one blob found at `path`.
+    pub(crate) fn scan(&self, path: &str, data: &[u8], out: &mut Vec<Hit>) {
+        let lang = Lang::of(path);
         let mut last_marker_line = usize::MAX;
         let mut gcp_done = false;
         for m in self.ac.find_iter(data) {
@@ -261,6 +279,13 @@ impl Patterns {
                 Det::Pem => pem(data, pos, out),
                 Det::Jwt => self.jwt(data, pos, out),
                 Det::Url => url_password(data, pos, out),
+                Det::Age => self.age(data, pos, out),
+                Det::Putty => putty(data, pos, out),
+                Det::GoogleApi => {
+                    self.anchored(data, pos, &self.google_api, Rule::GoogleApiKey, true, out)
+                }
+                Det::Pypi => self.anchored(data, pos, &self.pypi, Rule::PypiToken, false, out),
+                Det::Jdbc => jdbc_password(data, pos, out),
             }
         }
         // Secret-like keys: one identifier is looked at once even when it
@@ -270,7 +295,7 @@ impl Patterns {
             if m.start() < done_until {
                 continue;
             }
-            done_until = key_value(data, m.start(), m.end(), out);
+            done_until = key_value(data, lang, m.start(), m.end(), out);
         }
     }
 
@@ -294,11 +319,14 @@ impl Patterns {
         }
         let tok = &data[pos..end];
         if need_entropy {
-            // The random part after the prefix must look random.
-            let tail = tok
+            // The random part after the public prefix must look random.
+            let tail = rule
+                .public_prefix()
                 .iter()
-                .position(|&b| b == b'_' || b == b'-')
-                .map_or(tok, |i| &tok[i + 1..]);
+                .filter(|p| tok.starts_with(p.as_bytes()))
+                .map(|p| &tok[p.len()..])
+                .min_by_key(|t| t.len())
+                .unwrap_or(tok);
             if entropy::is_placeholder(tail) || entropy::shannon(tail) < 3.0 {
                 return;
             }
@@ -423,6 +451,156 @@ impl Patterns {
             ),
         ));
     }
+}
+
+impl Patterns {
+    /// An age X25519 identity (`AGE-SECRET-KEY-1…`), the format of
+    /// gitseal's own private keys: reported only when its bech32 checksum
+    /// holds and it decodes to 32 bytes.
+    fn age(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+        if !boundary_before(data, pos) {
+            return;
+        }
+        let window = &data[pos..data.len().min(pos + 80)];
+        let Some(m) = self.age.find(window) else {
+            return;
+        };
+        let end = pos + m.end();
+        if !boundary_after(data, end) {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(&data[pos..end]) else {
+            return;
+        };
+        let Ok((hrp, bytes)) = bech32::decode(text) else {
+            return;
+        };
+        if !hrp.as_str().eq_ignore_ascii_case("age-secret-key-") || bytes.len() != 32 {
+            return;
+        }
+        out.push(Hit::new(
+            Rule::AgeSecretKey,
+            pos,
+            end,
+            data,
+            "age secret key (checksum verified): a private key that opens everything sealed to it"
+                .into(),
+        ));
+    }
+}
+
+/// A PuTTY private key file (`PuTTY-User-Key-File-2:`/`-3:`): its
+/// `Private-Lines` hold the key (encrypted or not); reported when they hold
+/// real base64 material.
+fn putty(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+    let (ls, _) = line_bounds(data, pos);
+    if pos != ls {
+        return;
+    }
+    let window = &data[pos..data.len().min(pos + 16384)];
+    let Some(p) = memchr::memmem::find(window, b"\nPrivate-Lines:") else {
+        return;
+    };
+    let after = p + "\nPrivate-Lines:".len();
+    let Some(nl) = memchr::memchr(b'\n', &window[after..]) else {
+        return;
+    };
+    let Ok(n) = String::from_utf8_lossy(&window[after..after + nl])
+        .trim()
+        .parse::<usize>()
+    else {
+        return;
+    };
+    let body_start = after + nl + 1;
+    let mut end = body_start;
+    for _ in 0..n.min(64) {
+        match memchr::memchr(b'\n', &window[end..]) {
+            Some(i) => end += i + 1,
+            None => end = window.len(),
+        }
+    }
+    let body = &window[body_start..end];
+    let b64 = body
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        .count();
+    if b64 < 40 || entropy::shannon(body) < 4.0 {
+        return;
+    }
+    let encrypted = memchr::memmem::find(&window[..p], b"Encryption: none").is_none();
+    let mut hit = Hit::new(
+        Rule::PuttyPrivateKey,
+        pos,
+        pos + end,
+        data,
+        if encrypted {
+            "PuTTY private key file (passphrase-protected)".into()
+        } else {
+            "PuTTY private key file (not encrypted)".into()
+        },
+    );
+    hit.secret = body.to_vec();
+    out.push(hit);
+}
+
+/// A JDBC URL with a password in its properties:
+/// `jdbc:mysql://db/app?user=app&password=…`,
+/// `jdbc:sqlserver://db;user=app;password=…`. (`jdbc:…://user:pw@host`
+/// is the URL rule's.)
+fn jdbc_password(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+    let limit = data.len().min(pos + 512);
+    let mut end = pos;
+    while end < limit
+        && !matches!(
+            data[end],
+            b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'<' | b'`'
+        )
+    {
+        end += 1;
+    }
+    let url = &data[pos..end];
+    let lower = url.to_ascii_lowercase();
+    for name in [&b"password="[..], b"pwd="] {
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&lower[from..], name) {
+            let at = from + i;
+            from = at + name.len();
+            if at == 0 || !matches!(url[at - 1], b'?' | b'&' | b';' | b':') {
+                continue;
+            }
+            let vs = at + name.len();
+            let ve = url[vs..]
+                .iter()
+                .position(|b| matches!(b, b'&' | b';'))
+                .map_or(url.len(), |e| vs + e);
+            let pass = &url[vs..ve];
+            if !real_password(pass) {
+                continue;
+            }
+            let mut hit = Hit::new(
+                Rule::UrlPassword,
+                pos + vs,
+                pos + ve,
+                data,
+                "JDBC URL with an embedded password".into(),
+            );
+            hit.span = (pos, pos + ve);
+            out.push(hit);
+            return;
+        }
+    }
+}
+
+/// A password worth reporting from a connection string: not empty, a
+/// default, a placeholder or a template.
+fn real_password(pass: &[u8]) -> bool {
+    let lower = pass.to_ascii_lowercase();
+    !(pass.len() < 4
+        || DEFAULT_PASSWORDS.contains(&lower.as_slice())
+        || entropy::is_placeholder(pass)
+        || pass.starts_with(b"$")
+        || pass.starts_with(b"%")
+        || pass.iter().all(|&b| b == b'*' || b == b'x' || b == b'X'))
 }
 
 /// GitHub/npm token checksum: the last 6 characters are the base62 CRC32
@@ -796,6 +974,20 @@ pub(crate) fn is_secret_key(key: &[u8]) -> bool {
     false
 }
 
+/// Whether a key may be followed by its value after plain whitespace: in
+/// `.netrc`, and on a Dockerfile `ENV` line.
+fn space_separated(data: &[u8], lang: Lang, ks: usize) -> bool {
+    match lang {
+        Lang::Netrc => true,
+        Lang::Docker => {
+            let (ls, _) = line_bounds(data, ks);
+            let line = data[ls..ks].trim_ascii();
+            line.eq_ignore_ascii_case(b"ENV") || line.eq_ignore_ascii_case(b"ARG")
+        }
+        _ => false,
+    }
+}
+
 /// Whether the identifier has a word equal to `w` (any case).
 fn has_word(key: &[u8], w: &str) -> bool {
     let mut spans = Vec::new();
@@ -809,9 +1001,179 @@ fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
+/// What kind of text a file holds, by its name: decides which values are
+/// literals. In program code and Terraform an unquoted value is an
+/// expression (a variable, a selector, a call, a composite literal) and is
+/// never judged, except in a comment; in configuration, shell, Dockerfiles
+/// and prose an unquoted value is a literal unless it is shaped like code.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Lang {
+    /// Go, Python, JS/TS, Java, Rust, C, C#, Ruby, PHP, …
+    Code,
+    /// Terraform/HCL (`.tf`, `.tfvars`, `.hcl`): only quoted strings are literals.
+    Hcl,
+    /// Shell scripts and Makefiles.
+    Shell,
+    /// Dockerfiles: `ENV KEY value` as well as `ENV KEY=value`.
+    Docker,
+    /// `.netrc`: `machine HOST login USER password PASS`.
+    Netrc,
+    /// YAML, JSON, TOML, INI, properties, env files, `.npmrc`, `.pypirc`, …
+    Config,
+    /// Markdown and anything else.
+    Text,
+}
+
+impl Lang {
+    pub(crate) fn of(path: &str) -> Lang {
+        let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+        let lower = file.to_ascii_lowercase();
+        if lower == ".netrc" || lower == "_netrc" {
+            return Lang::Netrc;
+        }
+        if lower == "dockerfile"
+            || lower.starts_with("dockerfile.")
+            || lower.ends_with(".dockerfile")
+            || lower == "containerfile"
+        {
+            return Lang::Docker;
+        }
+        if lower == "makefile" || lower == "gnumakefile" {
+            return Lang::Shell;
+        }
+        if lower.starts_with(".env") || lower.ends_with(".env") {
+            return Lang::Config;
+        }
+        let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
+        match ext {
+            "go" | "py" | "pyi" | "js" | "jsx" | "mjs" | "cjs" | "ts" | "tsx" | "mts" | "cts"
+            | "java" | "kt" | "kts" | "scala" | "groovy" | "gradle" | "rs" | "c" | "h" | "cc"
+            | "cpp" | "cxx" | "hpp" | "cs" | "rb" | "php" | "swift" | "dart" | "m" | "mm"
+            | "lua" | "ex" | "exs" | "erl" | "clj" | "vue" | "svelte" | "jl" | "r" | "pl"
+            | "pm" | "fs" | "vb" | "zig" | "nim" => Lang::Code,
+            "tf" | "tfvars" | "hcl" | "nomad" => Lang::Hcl,
+            "sh" | "bash" | "zsh" | "ksh" | "fish" | "bats" | "mk" | "ps1" | "bat" | "cmd" => {
+                Lang::Shell
+            }
+            "yaml" | "yml" | "json" | "jsonc" | "json5" | "toml" | "ini" | "cfg" | "conf"
+            | "properties" | "env" | "npmrc" | "pypirc" | "yarnrc" | "xml" | "plist" | "tpl"
+            | "j2" | "tmpl" | "config" => Lang::Config,
+            _ if lower.starts_with('.') && !lower[1..].contains('.') => Lang::Config,
+            _ => Lang::Text,
+        }
+    }
+
+    /// Whether an unquoted value can be a literal here.
+    fn unquoted_literals(self) -> bool {
+        !matches!(self, Lang::Code | Lang::Hcl)
+    }
+}
+
+/// Whether the identifier at `ks` sits in a comment: the line before it
+/// holds a comment marker (`#`, `//`, `/*`, a leading `*`, `--`, `;`).
+fn in_comment(data: &[u8], ks: usize) -> bool {
+    let (ls, _) = line_bounds(data, ks);
+    let before = &data[ls..ks];
+    let trimmed = before.trim_ascii_start();
+    if trimmed.starts_with(b"*")
+        || trimmed.starts_with(b"--")
+        || trimmed.starts_with(b";")
+        || trimmed.starts_with(b"<!--")
+        || trimmed.starts_with(b"rem ")
+    {
+        return true;
+    }
+    // A marker outside a string: count quotes before it (good enough for
+    // one line).
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < before.len() {
+        let b = before[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' | b'`' => quote = Some(b),
+                b'#' if i == 0 || before[i - 1].is_ascii_whitespace() => return true,
+                // `//` or `/*`, but not the `//` of `https://`.
+                b'/' if before.get(i + 1).is_some_and(|n| *n == b'/' || *n == b'*')
+                    && (i == 0 || before[i - 1] != b':') =>
+                {
+                    return true
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `word`, `Word`, `WORD`, `camelCase`, `PascalCase`, each optionally
+/// ending in digits: a piece of an identifier, not random material.
+fn wordish(s: &[u8]) -> bool {
+    let letters = s
+        .iter()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    let alpha = &s[..letters];
+    if alpha.is_empty() {
+        return !s.is_empty();
+    }
+    if !alpha.iter().all(|b| b.is_ascii_alphabetic() || *b == b'_') {
+        return false;
+    }
+    let upper = alpha.iter().filter(|b| b.is_ascii_uppercase()).count();
+    upper == alpha.len() || upper <= 1 || upper * 3 <= alpha.len()
+}
+
+/// Whether an unquoted value is code or a reference rather than a literal:
+/// a call, an index, a composite literal (`v1.Secret{`), a selector of
+/// identifiers (`opts.ClientToken`, `in.PrivateKey`), a pointer or
+/// reference (`&x`, `*x`), a variable (`$X`), or a path of words
+/// (`foo/restricted-psp-users`).
+pub(crate) fn looks_like_code(v: &[u8]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    if v.iter()
+        .any(|b| matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}'))
+    {
+        return true;
+    }
+    if matches!(v[0], b'&' | b'*' | b'!' | b'@' | b'$' | b':') {
+        return true;
+    }
+    let ident = |p: &[u8]| {
+        !p.is_empty()
+            && (p[0].is_ascii_alphabetic() || p[0] == b'_')
+            && p.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    if memchr::memchr(b'.', v).is_some() && v.split(|b| *b == b'.').all(|p| ident(p) && wordish(p))
+    {
+        return true;
+    }
+    if memchr::memchr(b'/', v).is_some() {
+        let parts = v
+            .split(|b| matches!(b, b'/' | b'-' | b'_' | b'.' | b':'))
+            .filter(|p| !p.is_empty());
+        let mut any = false;
+        let mut all = true;
+        for p in parts {
+            any = true;
+            all &= wordish(p);
+        }
+        if any && all {
+            return true;
+        }
+    }
+    false
+}
+
 /// `key = value`, `key: value`, `"key": "value"`, `key := "value"`,
 /// `export KEY=value` around a secret-like key word at `kw_start..kw_end`.
-fn key_value(data: &[u8], kw_start: usize, kw_end: usize, out: &mut Vec<Hit>) -> usize {
+fn key_value(data: &[u8], lang: Lang, kw_start: usize, kw_end: usize, out: &mut Vec<Hit>) -> usize {
     // Whole identifier around the key word.
     let mut ks = kw_start;
     while ks > 0 && kw_start - ks < 64 && is_key_byte(data[ks - 1]) {
@@ -821,14 +1183,19 @@ fn key_value(data: &[u8], kw_start: usize, kw_end: usize, out: &mut Vec<Hit>) ->
     while ke < data.len() && ke - kw_end < 64 && is_key_byte(data[ke]) {
         ke += 1;
     }
-    assignment(data, ks, ke, out);
+    assignment(data, lang, ks, ke, out);
     ke
 }
 
 /// The assignment after identifier `ks..ke`, if it is a secret-like key.
-fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
+fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>) {
     let key = &data[ks..ke];
-    if !is_secret_key(key) {
+    let npm_auth = key == b"_auth" && lang == Lang::Config;
+    if !npm_auth && !is_secret_key(key) {
+        return;
+    }
+    // `${DB_PASSWORD:default}`, `$(TOKEN)`: a reference, not an assignment.
+    if ks > 0 && matches!(data[ks - 1], b'$' | b'{' | b'(') {
         return;
     }
     let key_quoted = ks > 0 && matches!(data[ks - 1], b'"' | b'\'');
@@ -836,6 +1203,7 @@ fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
     if key_quoted && i < data.len() && data[i] == data[ks - 1] {
         i += 1;
     }
+    let ws_start = i;
     while i < data.len() && matches!(data[i], b' ' | b'\t') {
         i += 1;
     }
@@ -857,6 +1225,8 @@ fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
         if i < data.len() && data[i] == b'>' {
             i += 1;
         }
+    } else if i > ws_start && space_separated(data, lang, ks) {
+        // `.netrc` `password PASS`, Dockerfile `ENV TOKEN value`.
     } else {
         return;
     }
@@ -869,6 +1239,7 @@ fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
     if i >= data.len() {
         return;
     }
+    let comment = !lang.unquoted_literals() && in_comment(data, ks);
     let (vs, ve) = match data[i] {
         q @ (b'"' | b'\'' | b'`') => {
             let s = i + 1;
@@ -882,9 +1253,21 @@ fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
             (s, s + e)
         }
         _ => {
-            // Unquoted values only make sense in config files, not in code
-            // where they would be variables or expressions.
-            let s = i;
+            // Unquoted values are literals in configuration and comments,
+            // expressions in code.
+            if !lang.unquoted_literals() && !comment {
+                return;
+            }
+            let mut s = i;
+            // `KEY: #value`: a YAML comment to a parser, a committed
+            // password all the same.
+            if data[s] == b'#'
+                && data
+                    .get(s + 1)
+                    .is_some_and(|b| b.is_ascii_graphic() && *b != b'#')
+            {
+                s += 1;
+            }
             let mut e = s;
             while e < data.len()
                 && e - s < 600
@@ -898,9 +1281,7 @@ fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
             while e > s && matches!(data[e - 1], b',' | b';' | b'}' | b')') {
                 e -= 1;
             }
-            // Looks like code: a call, member access or bare identifier.
-            let v = &data[s..e];
-            if v.contains(&b'(') || v.contains(&b'[') {
+            if looks_like_code(&data[s..e]) {
                 return;
             }
             (s, e)
@@ -918,6 +1299,11 @@ fn assignment(data: &[u8], ks: usize, ke: usize, out: &mut Vec<Hit>) {
         && !entropy::is_placeholder(value)
         && entropy::shannon(value) >= 4.0;
     if !aws_secret && !value_is_secret(value) {
+        return;
+    }
+    // A UUID under a password-like name is an id (`LastPass = "b78a…"`,
+    // an enum of password managers); under a token name it may be a token.
+    if entropy::is_uuid(value) && (has_word(key, "pass") || has_word(key, "password")) {
         return;
     }
     let (rule, message) = if aws_secret {

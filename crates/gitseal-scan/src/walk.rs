@@ -166,6 +166,7 @@ pub(crate) fn scan_paths(
             files_skipped: skipped.into_inner(),
             allowed_inline: allowed.into_inner(),
             allowed_baseline: 0,
+            filtered: 0,
         },
     })
 }

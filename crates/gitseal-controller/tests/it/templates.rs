@@ -81,7 +81,7 @@ async fn database_url_config_file_and_dockerconfigjson() {
     );
     assert_eq!(
         String::from_utf8_lossy(&data["DATABASE_URL"]),
-        // gitseal:allow a made-up test value, rendered
+        // gitseal:allow a made-up password in the expected output of a template test
         "postgres://app_user:CANARY-tmpl-p%40ss%2Fw%3Ard@db:5432/app"
     );
     let cfg: serde_yaml::Value = serde_yaml::from_slice(&data["config.yaml"]).unwrap_or_default();

@@ -57,14 +57,21 @@ fn baseline_survives_moved_lines_and_reports_new_findings() {
 }
 
 #[test]
-fn fingerprint_depends_on_rule_path_and_secret_only() {
+fn digest_depends_on_rule_path_and_secret_only() {
     let v = rand_str(54, 24, ALNUM);
     let a = scan("a.yaml", &format!("password: {v}\n"));
     let b = scan("a.yaml", &format!("\n\n  password: {v}\n"));
     let c = scan("b.yaml", &format!("password: {v}\n"));
-    assert_eq!(a[0].fingerprint, b[0].fingerprint);
-    assert_ne!(a[0].fingerprint, c[0].fingerprint);
-    assert_eq!(a[0].fingerprint.len(), 32);
+    assert_eq!(a[0].digest, b[0].digest);
+    assert_ne!(a[0].digest, c[0].digest);
+    // Keyed by one baseline's salt, fingerprints follow the digest.
+    let key = gitseal_scan::FingerprintKey::generate();
+    let fp = |f: &gitseal_scan::Finding| key.fingerprint(&f.digest);
+    assert_eq!(fp(&a[0]), fp(&b[0]));
+    assert_ne!(fp(&a[0]), fp(&c[0]));
+    assert_eq!(fp(&a[0]).len(), 32);
+    // The digest never prints.
+    assert_eq!(format!("{:?}", a[0].digest), "Digest(..)");
 }
 
 #[test]
@@ -72,8 +79,8 @@ fn bad_baselines_are_errors() {
     for (text, want) in [
         ("not json", "invalid baseline file b.json"),
         (
-            "{\"version\": 2, \"findings\": []}",
-            "version 2 is not supported",
+            "{\"version\": 7, \"findings\": []}",
+            "version 7 is not supported",
         ),
         (
             "{\"version\": 1, \"findings\": [{\"fingerprint\": \"zz\"}]}",

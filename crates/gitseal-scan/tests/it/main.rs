@@ -5,11 +5,14 @@
 //! push protection nor `gitseal verify` on this repository sees one.
 
 mod allow;
+mod commits;
 mod git;
+mod hardening;
 mod kube;
 mod kustomize;
 mod report;
 mod rules;
+mod values;
 
 use gitseal_scan::{Config, Finding, Scanner};
 

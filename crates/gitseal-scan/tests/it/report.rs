@@ -34,7 +34,15 @@ fn text_is_redacted_and_escaped() {
 
 #[test]
 fn json_has_findings_and_summary() {
-    let (out, tok) = sample();
+    let (mut out, tok) = sample();
+    let text = report::render(&out, Format::Json).unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    // Unkeyed: no fingerprint at all (a plain hash would be an oracle).
+    assert!(v["findings"][0].get("fingerprint").is_none());
+    assert!(v["findings"][0].get("digest").is_none());
+    assert_eq!(v["findings"][0]["confidence"], "high");
+    assert_eq!(v["findings"][0]["context"], "production");
+    gitseal_scan::FingerprintKey::generate().apply(&mut out.findings);
     let text = report::render(&out, Format::Json).unwrap_or_else(|e| panic!("{e}"));
     assert!(!text.contains(&tok));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
@@ -57,6 +65,7 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
         serde_json::from_str(schema_text).unwrap_or_else(|e| panic!("{e}"));
     let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
     let (mut out, tok) = sample();
+    gitseal_scan::FingerprintKey::generate().apply(&mut out.findings);
     out.findings[1].commit = Some("0123456789abcdef0123456789abcdef01234567".into());
     let text = report::render(&out, Format::Sarif).unwrap_or_else(|e| panic!("{e}"));
     assert!(!text.contains(&tok));
@@ -72,7 +81,13 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
         results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
         "dir/with%20space/ev%1B%5B31mil.txt"
     );
-    assert!(results[0]["partialFingerprints"]["gitseal/v1"].is_string());
+    assert!(results[0]["partialFingerprints"]["gitseal/v2"].is_string());
+    assert_eq!(results[0]["level"], "error");
+    assert_eq!(results[0]["properties"]["confidence"], "high");
+    assert_eq!(
+        results[1]["properties"]["commit"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
     // A document that breaks the schema is rejected by the same validator.
     let mut broken = v.clone();
     broken["version"] = serde_json::json!("2.0.0");

@@ -47,7 +47,7 @@ fn database_url() {
             "postgres://{{ user }}:{{ password | urlencode }}@db:5432/app",
             &[("user", b"app"), ("password", PW)]
         ),
-        // gitseal:allow a made-up test value, rendered
+        // gitseal:allow a made-up password in the expected output of a template test
         "postgres://app:p%40ss%2Fw%3Ard%20%22x%22@db:5432/app"
     );
 }

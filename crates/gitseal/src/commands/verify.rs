@@ -7,7 +7,10 @@ use anyhow::{bail, Context as _};
 use gitseal_manifest::keyring::find_root;
 use gitseal_scan::git::Source;
 use gitseal_scan::report::{self, Format};
-use gitseal_scan::{Baseline, Config, PathFilter, Progress, ScanOutput, Scanner};
+use gitseal_scan::{
+    Baseline, Confidence, Config, Context, FingerprintKey, PathFilter, Progress, ScanOutput,
+    Scanner,
+};
 use std::collections::BTreeSet;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -25,6 +28,28 @@ pub enum FormatArg {
     Json,
     /// SARIF 2.1.0, for code-scanning upload.
     Sarif,
+}
+
+/// How sure a finding must be to be reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfidenceArg {
+    /// Everything, including entropy guesses (the default).
+    Low,
+    /// Provider token shapes and connection-string passwords and up.
+    Medium,
+    /// Only checksummed or structured credentials and Kubernetes checks.
+    High,
+}
+
+/// Where a finding sits, by path conventions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContextArg {
+    /// Test code and fixtures (test/, testdata/, fixtures/, *_test.go, …).
+    Test,
+    /// Documentation and examples (docs/, examples/, *.md, …).
+    Docs,
+    /// Everything else.
+    Production,
 }
 
 /// Find committed plaintext secrets, unsealed Secrets and misplaced sealed values.
@@ -72,6 +97,16 @@ pub struct Args {
     /// Skip paths matching GLOB (relative to the repository root; repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+
+    /// Report only findings at least this sure (each finding's confidence is
+    /// in the JSON and SARIF reports).
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = ConfidenceArg::Low)]
+    pub min_confidence: ConfidenceArg,
+
+    /// Leave out findings in these contexts (comma-separated: test, docs,
+    /// production). Nothing is left out by default.
+    #[arg(long, value_enum, value_name = "CONTEXT", value_delimiter = ',')]
+    pub exclude_context: Vec<ContextArg>,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
@@ -129,7 +164,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let filter = PathFilter::new(&ignore, root.as_deref())?;
 
     let baseline = match &args.baseline {
-        Some(p) => Some(Baseline::load(p)?),
+        Some(p) => {
+            let b = Baseline::load(p)?;
+            if b.is_legacy() {
+                eprintln!(
+                    "gitseal verify: {} is a version 1 baseline (unkeyed fingerprints, a brute-force oracle for short secrets): rewrite it with --write-baseline",
+                    p.display()
+                );
+            }
+            Some(b)
+        }
         None => None,
     };
 
@@ -188,8 +232,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out: ScanOutput = result?;
     let elapsed = started.elapsed().as_secs_f64();
 
+    let min = match args.min_confidence {
+        ConfidenceArg::Low => Confidence::Low,
+        ConfidenceArg::Medium => Confidence::Medium,
+        ConfidenceArg::High => Confidence::High,
+    };
+    let exclude: Vec<Context> = args
+        .exclude_context
+        .iter()
+        .map(|c| match c {
+            ContextArg::Test => Context::Test,
+            ContextArg::Docs => Context::Docs,
+            ContextArg::Production => Context::Production,
+        })
+        .collect();
+    out.retain_confident(min, &exclude);
+
     if let Some(path) = &args.write_baseline {
-        let text = Baseline::to_json(&out.findings);
+        let text = Baseline::to_json_with(&FingerprintKey::generate(), &out.findings);
         std::fs::write(path, text)
             .with_context(|| format!("cannot write baseline {}", path.display()))?;
         eprintln!(

@@ -46,6 +46,8 @@ impl Repo {
         for dir in [".git", ".gitseal", "apps/prod", "apps/dev"] {
             std::fs::create_dir_all(env.path(dir)).expect("mkdir");
         }
+        // The identity files stay out of Git (verify reports age keys).
+        env.write(".gitignore", "*.txt\n");
         env.write(
             ".gitseal/keys.yaml",
             &format!(

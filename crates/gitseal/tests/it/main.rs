@@ -18,5 +18,6 @@ mod seal_unseal;
 mod support;
 mod templates;
 mod verify_kustomize;
+mod verify_levels;
 #[path = "../../../../tests/support/yaml11.rs"]
 mod yaml11_support;

@@ -83,7 +83,7 @@ fn render_without_a_key_shows_placeholders_and_with_one_the_secret() {
     out.ok();
     assert_eq!(
         data_item(&out.stdout, 0, "DATABASE_URL"),
-        // gitseal:allow a made-up test value, rendered
+        // gitseal:allow a made-up password in the expected output of a template test
         b"postgres://shop:hunter2-PLAINTEXT%21@db:5432/shop"
     );
 
@@ -169,7 +169,7 @@ fn edit_changes_a_template_in_place() {
     out.ok();
     assert_eq!(
         data_item(&out.stdout, 0, "DATABASE_URL"),
-        // gitseal:allow a made-up test value, rendered
+        // gitseal:allow a made-up password in the expected output of a template test
         b"postgres://shop:hunter2-PLAINTEXT%21@db2:5432/shop"
     );
 }
