@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench -p gitseal-controller --bench reconcile` (N=10000, M=10;
 //! override with `GITSEAL_BENCH_OBJECTS` / `GITSEAL_BENCH_ITEMS`).
+//! `GITSEAL_BENCH_TEMPLATES=1` gives every object four templated items
+//! over its first seven items (M >= 7): a DATABASE_URL, a config.yaml, a
+//! .dockerconfigjson and a trimmed token, as in docs/templates.md.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -34,6 +37,25 @@ fn usage() -> (f64, u64, u64) {
     (u.cpu_secs, u.hwm_kib, u.rss_kib)
 }
 
+/// Adds the templated items of docs/templates.md's examples to every
+/// SealedSecret of `fake` (before the controller starts).
+fn add_templates(fake: &fake_api::FakeApi) {
+    let data = serde_json::json!({
+        "DATABASE_URL": "postgres://{{ ITEM_0 }}:{{ ITEM_1 | urlencode }}@db:5432/app",
+        "config.yaml": "database:\n  user: {{ ITEM_0 | yaml }}\n  password: {{ ITEM_1 | yaml }}\napi:\n  key: {{ ITEM_2 | yaml }}\nsmtp:\n  password: {{ ITEM_3 | yaml }}\n",
+        ".dockerconfigjson": "{{ dockerconfigjson('ghcr.io', ITEM_4, ITEM_5 ) }}",
+        "token": "{{ ITEM_6 | trim }}",
+    });
+    for mut obj in fake.list("sealedsecrets") {
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        obj["spec"]["template"] = serde_json::json!({"data": data});
+        fake.upsert("sealedsecrets", &ns, obj);
+    }
+}
+
 fn main() {
     let n = env_usize("GITSEAL_BENCH_OBJECTS", 10_000);
     let items = env_usize("GITSEAL_BENCH_ITEMS", 10);
@@ -46,6 +68,10 @@ fn main() {
         let id = Identity::generate();
         let t = Instant::now();
         process::seed(&fake, &id, n, items, false);
+        let templated = std::env::var("GITSEAL_BENCH_TEMPLATES").is_ok_and(|v| v == "1");
+        if templated {
+            add_templates(&fake);
+        }
         eprintln!("setup: sealed {} values in {:.1}s", n * items, t.elapsed().as_secs_f64());
         let (cpu0, _, rss_before) = usage();
         let start = Instant::now();
@@ -86,7 +112,10 @@ fn main() {
             .sum();
         let _ = tx.send(());
         let _ = task.await;
-        println!("objects: {n} x {items} items");
+        println!(
+            "objects: {n} x {items} items{}",
+            if templated { ", 4 templated items each" } else { "" }
+        );
         println!("wall time to all Secrets written and Synced: {:.2} s", wall.as_secs_f64());
         println!("reconciles: {reconciles:.0} ({:.0}/s)", reconciles / wall.as_secs_f64());
         println!("API requests: {}", fake.request_count());

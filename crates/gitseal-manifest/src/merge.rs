@@ -177,6 +177,17 @@ pub fn merge_into(
             ));
         }
         let secret = PlainSecret::from_document(doc)?;
+        if secret.annotations.contains_key(crate::seal::TEMPLATED_KEYS) {
+            // Templates are not sealed items: never seal one by mistake.
+            return Err(Error::invalid(
+                &doc.at,
+                format!(
+                    "has the annotation {}: --merge-into adds sealed items only; add or change \
+                     templates with `gitseal edit` (or seal the whole Secret without --merge-into)",
+                    crate::seal::TEMPLATED_KEYS
+                ),
+            ));
+        }
         let matching: Vec<&Target> = targets
             .iter()
             .filter(|t| secret.name.as_ref().is_none_or(|n| *n == t.name))

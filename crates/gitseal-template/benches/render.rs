@@ -17,7 +17,7 @@ fn inputs() -> BTreeMap<String, SecretSlice<u8>> {
         .map(|i| {
             (
                 format!("ITEM_{i}"),
-                SecretSlice::from(format!("value-{i}-p@ss/w:rd-0123456789abcdef").into_bytes()),
+                SecretSlice::from(format!("value-{i}-p@ss/w#rd-0123456789abcdef").into_bytes()),
             )
         })
         .collect()

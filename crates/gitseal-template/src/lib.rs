@@ -387,6 +387,20 @@ pub fn render(
     salt: &SaltKey,
     limits: &Limits,
 ) -> Result<BTreeMap<String, SecretSlice<u8>>, Error> {
+    render_reads(templates, inputs, place, salt, limits).map(|(out, _)| out)
+}
+
+/// Item key → value.
+type Items = BTreeMap<String, SecretSlice<u8>>;
+
+/// [`render`], also returning what the templates read.
+fn render_reads(
+    templates: &BTreeMap<String, String>,
+    inputs: &BTreeMap<String, SecretSlice<u8>>,
+    place: Place<'_>,
+    salt: &SaltKey,
+    limits: &Limits,
+) -> Result<(Items, Vec<Reads>), Error> {
     if templates.len() > MAX_TEMPLATES {
         let key = templates
             .keys()
@@ -402,6 +416,7 @@ pub fn render(
         });
     }
     // Every template is checked before any is rendered.
+    let mut all_reads = Vec::with_capacity(templates.len());
     for (key, source) in templates {
         let reads = check(key, source)?;
         let unknown: Vec<(&String, &usize)> = reads
@@ -416,6 +431,7 @@ pub fn render(
                 names: unknown.iter().map(|(n, _)| (*n).clone()).collect(),
             });
         }
+        all_reads.push(reads);
     }
     let budget = Arc::new(filters::Budget::new(*limits, place, salt));
     let mut env = environment(&budget);
@@ -441,7 +457,7 @@ pub fn render(
         remaining -= writer.buf.len();
         out.insert(key.clone(), SecretSlice::from(writer.buf.to_vec()));
     }
-    Ok(out)
+    Ok((out, all_reads))
 }
 
 /// Turns an object's inputs into its Secret's data: the rendered items,
@@ -462,15 +478,10 @@ pub fn secret_data(
     if templates.is_empty() {
         return Ok(());
     }
-    let rendered = render(templates, data, place, salt, limits)?;
+    let (rendered, reads) = render_reads(templates, data, place, salt, limits)?;
     if !include_inputs {
-        let mut dynamic = false;
-        let mut read = BTreeSet::new();
-        for (key, source) in templates {
-            let reads = check(key, source)?;
-            dynamic |= reads.dynamic;
-            read.extend(reads.all().cloned());
-        }
+        let dynamic = reads.iter().any(|r| r.dynamic);
+        let read: BTreeSet<&String> = reads.iter().flat_map(Reads::all).collect();
         data.retain(|k, _| !dynamic && !read.contains(k));
     }
     data.extend(rendered);

@@ -291,3 +291,55 @@ fn failing_templates_keep_the_last_good_secret() {
         }
     }
 }
+
+/// A Vault resolver that answers `vault-KEY` for every item.
+struct StubVault;
+
+impl gitseal_controller::sources::VaultResolver for StubVault {
+    fn resolve<'a>(
+        &'a self,
+        _namespace: &'a str,
+        items: &'a std::collections::BTreeMap<String, gitseal_manifest::types::VaultReference>,
+        _refresh: Duration,
+    ) -> futures::future::BoxFuture<
+        'a,
+        std::collections::BTreeMap<String, gitseal_controller::sources::VaultItem>,
+    > {
+        let out = items
+            .keys()
+            .map(|k| {
+                (
+                    k.clone(),
+                    Ok(secrecy::SecretSlice::from(
+                        format!("vault-{k}").into_bytes(),
+                    )),
+                )
+            })
+            .collect();
+        Box::pin(futures::future::ready(out))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_combine_sealed_and_vault_inputs() {
+    let fake = FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
+    let running = start_with_vault(&fake, config(), Some(std::sync::Arc::new(StubVault))).await;
+    wait_for("keys loaded", 10, || {
+        running.handles.keys.is_ready().then_some(())
+    })
+    .await;
+    let mut obj = sealed_secret("app", "mail", &[("user", USER)], &[id.recipient().clone()]);
+    obj["spec"]["vaultData"] =
+        json!({"smtp": {"mount": "secret", "path": "app/smtp", "field": "password"}});
+    obj["spec"]["template"] =
+        json!({"data": {"SMTP_URL": "smtp://{{ user }}:{{ smtp | urlencode }}@mail:587"}});
+    fake.upsert("sealedsecrets", "app", obj);
+    wait_ready(&fake, "app", "mail", Some("Synced")).await;
+    let data = secret_data(&fake.get("secrets", "app", "mail").unwrap_or_default());
+    assert_eq!(data.keys().cloned().collect::<Vec<_>>(), ["SMTP_URL"]);
+    // gitseal:allow a made-up test value, rendered
+    assert_eq!(data["SMTP_URL"], b"smtp://app_user:vault-smtp@mail:587");
+    running.shutdown().await;
+}

@@ -16,6 +16,7 @@ metadata:
     team: a
 stringData:
   user: shop
+  # gitseal:allow a made-up test value
   password: hunter2-PLAINTEXT!
   DATABASE_URL: \"postgres://{{ user }}:{{ password | urlencode }}@db:5432/shop\"
 ";
@@ -201,4 +202,13 @@ fn verify_reports_broken_templates_and_pasted_credentials() {
         "redacted: {}",
         out.stdout
     );
+}
+
+#[test]
+fn merge_into_refuses_templates_instead_of_sealing_them() {
+    let env = sealed_env();
+    let before = env.read("sealed.yaml");
+    let out = env.seal(&["-f", "secret.yaml", "--merge-into", "sealed.yaml"]);
+    out.exits_with(2, "--merge-into adds sealed items only");
+    assert_eq!(env.read("sealed.yaml"), before, "nothing changed");
 }
