@@ -1171,6 +1171,24 @@ pub(crate) fn looks_like_code(v: &[u8]) -> bool {
     false
 }
 
+/// Whether a bare token in program code could be an expression: an
+/// identifier made of words (`pw`, `solverToken`, `DB_PASSWORD`, `x2`), a
+/// number, a keyword. `6SY0I69XCjok…` (starts with a digit),
+/// `RJE8x1J/n5VH…` and `cUPCVUnHOwECVKIX…` (no words) could not.
+fn could_be_expression(v: &[u8]) -> bool {
+    if v.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let ident = !v.is_empty()
+        && !v[0].is_ascii_digit()
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$'));
+    ident
+        && v.split(|b| matches!(b, b'_' | b'$'))
+            .filter(|p| !p.is_empty())
+            .all(wordish)
+}
+
 /// `key = value`, `key: value`, `"key": "value"`, `key := "value"`,
 /// `export KEY=value` around a secret-like key word at `kw_start..kw_end`.
 fn key_value(data: &[u8], lang: Lang, kw_start: usize, kw_end: usize, out: &mut Vec<Hit>) -> usize {
@@ -1254,10 +1272,9 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
         }
         _ => {
             // Unquoted values are literals in configuration and comments,
-            // expressions in code.
-            if !lang.unquoted_literals() && !comment {
-                return;
-            }
+            // expressions in code — unless no expression could be spelled
+            // so (config text pasted into a source file, a raw string).
+            let in_code = !lang.unquoted_literals() && !comment;
             let mut s = i;
             // `KEY: #value`: a YAML comment to a parser, a committed
             // password all the same.
@@ -1281,7 +1298,7 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
             while e > s && matches!(data[e - 1], b',' | b';' | b'}' | b')') {
                 e -= 1;
             }
-            if looks_like_code(&data[s..e]) {
+            if looks_like_code(&data[s..e]) || in_code && could_be_expression(&data[s..e]) {
                 return;
             }
             (s, e)
