@@ -259,3 +259,19 @@ fn config_text_in_a_source_file_is_still_judged() {
         "password = pw\ntoken = solverToken2\napi_key = DEFAULT_API_KEY\nsecret = 12345678901\n",
     );
 }
+
+#[test]
+fn selectors_and_names_in_code_are_expressions() {
+    silent(
+        "providers/cloudflare.go",
+        "\t\tauthToken: opts.APIToken,\n\tparametersObj.ApiKey = input.APIKey\n\t\"pkcs12keyPass\":  pkcs12keyPass,\n\t\"pemTruststoreToPKCS12Pass\": pemTruststoreToPKCS12Pass,\n",
+    );
+    silent(
+        "server/api/github.ts",
+        "  secretKey: env.GITHUB_WEBHOOK_SECRET!,\n  clientSecret: pendingAuth?.clientSecret ?? undefined,\n  return { user, accessToken: auth.accessToken! };\n  const token = context.authInfo?.token ?? \"\";\n",
+    );
+    silent(
+        "server/routes/notify.ts",
+        "  const url = `/api/unsubscribe?userId=${user.id}&token=invalid-token&eventType=documents.update`;\n",
+    );
+}
