@@ -1171,6 +1171,55 @@ pub(crate) fn looks_like_code(v: &[u8]) -> bool {
     false
 }
 
+/// Whether a bare token in program code could be an expression: a
+/// selector chain (`opts.APIToken`, `pendingAuth?.clientSecret`,
+/// `env.SECRET!`), an identifier spelled like one (`pw`, `solverToken2`,
+/// `pkcs12keyPass`, `DEFAULT_API_KEY`), a difference of such, a number.
+/// `6SY0I69XCjok…` (a digit first), `RJE8x1J/n5VH…` and
+/// `cUPCVUnHOwECVKIX…` (random capitals) could not.
+fn could_be_expression(v: &[u8]) -> bool {
+    let mut v = v;
+    while let Some((last, rest)) = v.split_last() {
+        if matches!(last, b'!' | b'?') {
+            v = rest;
+        } else {
+            break;
+        }
+    }
+    if v.is_empty() || v.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let ident = |p: &[u8]| {
+        !p.is_empty()
+            && !p[0].is_ascii_digit()
+            && p.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$'))
+    };
+    // Spelled like a name: each `_` piece all capitals, mostly lower case,
+    // or short.
+    let plausible = |p: &[u8]| {
+        ident(p)
+            && p.split(|b| matches!(b, b'_' | b'$')).all(|w| {
+                let upper = w.iter().filter(|b| b.is_ascii_uppercase()).count();
+                let lower = w.iter().filter(|b| b.is_ascii_lowercase()).count();
+                lower == 0 || upper * 3 <= w.len() || w.len() <= 5
+            })
+    };
+    let pieces: Vec<&[u8]> = v
+        .split(|b| *b == b'.')
+        .map(|p| {
+            p.strip_suffix(b"?")
+                .or_else(|| p.strip_suffix(b"!"))
+                .unwrap_or(p)
+        })
+        .collect();
+    if pieces.len() >= 2 {
+        return pieces.iter().all(|p| ident(p));
+    }
+    v.split(|b| *b == b'-')
+        .all(|p| plausible(p) || p.iter().all(u8::is_ascii_digit))
+}
+
 /// `key = value`, `key: value`, `"key": "value"`, `key := "value"`,
 /// `export KEY=value` around a secret-like key word at `kw_start..kw_end`.
 fn key_value(data: &[u8], lang: Lang, kw_start: usize, kw_end: usize, out: &mut Vec<Hit>) -> usize {
@@ -1254,10 +1303,9 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
         }
         _ => {
             // Unquoted values are literals in configuration and comments,
-            // expressions in code.
-            if !lang.unquoted_literals() && !comment {
-                return;
-            }
+            // expressions in code — unless no expression could be spelled
+            // so (config text pasted into a source file, a raw string).
+            let in_code = !lang.unquoted_literals() && !comment;
             let mut s = i;
             // `KEY: #value`: a YAML comment to a parser, a committed
             // password all the same.
@@ -1271,6 +1319,7 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
             let mut e = s;
             while e < data.len()
                 && e - s < 600
+                && !(in_code && data[e] == b'&')
                 && !matches!(
                     data[e],
                     b' ' | b'\t' | b'\n' | b'\r' | b'#' | b'"' | b'\'' | b'`' | b'\\' | b'}' | b']'
@@ -1281,7 +1330,7 @@ fn assignment(data: &[u8], lang: Lang, ks: usize, ke: usize, out: &mut Vec<Hit>)
             while e > s && matches!(data[e - 1], b',' | b';' | b'}' | b')') {
                 e -= 1;
             }
-            if looks_like_code(&data[s..e]) {
+            if looks_like_code(&data[s..e]) || in_code && could_be_expression(&data[s..e]) {
                 return;
             }
             (s, e)

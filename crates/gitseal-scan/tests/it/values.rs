@@ -237,3 +237,41 @@ fn contexts_follow_path_conventions() {
         assert_eq!(Context::of_path(path), want, "{path}");
     }
 }
+
+#[test]
+fn config_text_in_a_source_file_is_still_judged() {
+    // No expression is spelled like these: a digit first, a `/`, no words.
+    let a = format!("6{}", rand_str(12, 19, ALNUM));
+    fires("cmd/main.go", &format!("  password: {a}\n"), 1, &a);
+    let b = format!("{}/{}", rand_str(13, 20, ALNUM), rand_str(14, 19, ALNUM));
+    let f = scan("cmd/main.go", &format!("aws_secret_access_key = {b}\n"));
+    assert_eq!(rule_ids(&f), vec!["aws-secret-access-key"], "{f:#?}");
+    let c = "cUPCVUnHOwECVKIXtrkYTibSZGdSZfcv";
+    fires(
+        "web/app.js",
+        &format!("export PAYMENTS_API_KEY={c}\n"),
+        1,
+        c,
+    );
+    // Identifiers and numbers still are expressions.
+    silent(
+        "cmd/main.go",
+        "password = pw\ntoken = solverToken2\napi_key = DEFAULT_API_KEY\nsecret = 12345678901\n",
+    );
+}
+
+#[test]
+fn selectors_and_names_in_code_are_expressions() {
+    silent(
+        "providers/cloudflare.go",
+        "\t\tauthToken: opts.APIToken,\n\tparametersObj.ApiKey = input.APIKey\n\t\"pkcs12keyPass\":  pkcs12keyPass,\n\t\"pemTruststoreToPKCS12Pass\": pemTruststoreToPKCS12Pass,\n",
+    );
+    silent(
+        "server/api/github.ts",
+        "  secretKey: env.GITHUB_WEBHOOK_SECRET!,\n  clientSecret: pendingAuth?.clientSecret ?? undefined,\n  return { user, accessToken: auth.accessToken! };\n  const token = context.authInfo?.token ?? \"\";\n",
+    );
+    silent(
+        "server/routes/notify.ts",
+        "  const url = `/api/unsubscribe?userId=${user.id}&token=invalid-token&eventType=documents.update`;\n",
+    );
+}
