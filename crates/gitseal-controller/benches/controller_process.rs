@@ -24,10 +24,10 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "../tests/it/fake_api.rs"]
-mod fake_api;
 #[path = "../tests/it/process.rs"]
 mod process;
+
+use gitseal_test_support::fake_api;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -12,10 +12,10 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "../tests/it/fake_api.rs"]
-mod fake_api;
 #[path = "../tests/it/process.rs"]
 mod process;
+
+use gitseal_test_support::fake_api;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,6 @@ mod common;
 mod convergence;
 mod deploy_flags;
 mod e2e;
-mod fake_api;
 mod hardening;
 mod http_limits;
 mod interpose;
@@ -21,3 +20,5 @@ mod status;
 mod templates;
 mod vault_e2e;
 mod web_page;
+
+use gitseal_test_support::fake_api;
