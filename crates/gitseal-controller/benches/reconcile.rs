@@ -12,10 +12,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "../tests/it/process.rs"]
-mod process;
-
-use gitseal_test_support::fake_api;
+use gitseal_test_support::{fake_api, process};
 
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,6 @@ mod http_limits;
 mod interpose;
 mod leader_ha;
 mod misc;
-mod process;
 mod process_smoke;
 mod scenarios;
 mod shards;
@@ -21,4 +20,4 @@ mod templates;
 mod vault_e2e;
 mod web_page;
 
-use gitseal_test_support::fake_api;
+use gitseal_test_support::{fake_api, process};

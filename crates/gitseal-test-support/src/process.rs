@@ -6,9 +6,9 @@
 //! points at it, and the real `gitseal-controller run` binary is started
 //! against it, so startup, the rustls provider, kubeconfig loading, leader
 //! election, the HTTP server and SIGTERM shutdown run as in a pod, and
-//! `/proc/PID` measures the controller alone. Shared by the smoke test below
-//! (a few objects, in every test run) and `benches/controller_process.rs`
-//! (10,000 objects).
+//! `/proc/PID` measures the controller alone. Shared by the controller's
+//! smoke test (`tests/it/process_smoke.rs`: a few objects, in every test run)
+//! and `benches/controller_process.rs` (10,000 objects).
 
 #![allow(dead_code)]
 
@@ -255,7 +255,7 @@ impl ControllerProcess {
     /// `extra_args` name one) and waits until it says it started.
     pub async fn start(kubeconfig: &Path, extra_args: &[&str]) -> Self {
         let started = Instant::now();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
+        let mut cmd = Command::new(crate::cargo_bin("gitseal-controller"));
         cmd.args([
             "run",
             "--namespace",
