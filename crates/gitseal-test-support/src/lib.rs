@@ -10,6 +10,8 @@
 //! - `controller`: [`process`], the `gitseal-controller` binary as its own
 //!   process against the fake API over HTTP, a seeded fake cluster, and
 //!   `/proc` usage (the controller's tests and benchmarks).
+//! - `yaml11`: [`yaml11`], what PyYAML (a YAML 1.1 reader, as kubectl's)
+//!   reads from a text (the manifest and CLI tests).
 
 use std::path::PathBuf;
 
@@ -17,6 +19,8 @@ use std::path::PathBuf;
 pub mod fake_api;
 #[cfg(feature = "controller")]
 pub mod process;
+#[cfg(feature = "yaml11")]
+pub mod yaml11;
 
 /// The path of binary `name` built for the test or benchmark running now:
 /// Cargo's `CARGO_BIN_EXE_<name>` when it is set at run time, else `name`

@@ -7,5 +7,5 @@ mod props;
 mod roundtrip;
 mod support;
 mod yaml11;
-#[path = "../../../../tests/support/yaml11.rs"]
-mod yaml11_support;
+
+use gitseal_test_support::yaml11 as yaml11_support;

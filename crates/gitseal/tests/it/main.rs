@@ -19,5 +19,5 @@ mod support;
 mod templates;
 mod verify_kustomize;
 mod verify_levels;
-#[path = "../../../../tests/support/yaml11.rs"]
-mod yaml11_support;
+
+use gitseal_test_support::yaml11 as yaml11_support;

@@ -1,6 +1,6 @@
 //! Reading YAML with PyYAML (a YAML 1.1 reader, as kubectl's Go yaml.v2)
 //! through `tests/tools/yaml11.py`, shared by the manifest and CLI tests
-//! (each includes this file with `#[path]`). `scripts/pyyaml.sh` installs
+//! (feature `yaml11`). `scripts/pyyaml.sh` installs
 //! PyYAML; without it these helpers fail, never skip.
 
 use std::io::Write as _;
