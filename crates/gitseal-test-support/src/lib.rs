@@ -2,6 +2,8 @@
 //! written once instead of copied (or `#[path]`-included) between crates.
 //! Test code: helpers panic with a message saying what failed.
 //!
+//! Always there: [`fixtures`] (random-looking text that is the same on every
+//! run, files in a test directory) and [`git`] (temporary repositories).
 //! Each harness is behind a feature, so a test suite compiles only what it
 //! uses:
 //!
@@ -17,6 +19,8 @@ use std::path::PathBuf;
 
 #[cfg(feature = "fake-api")]
 pub mod fake_api;
+pub mod fixtures;
+pub mod git;
 #[cfg(feature = "controller")]
 pub mod process;
 #[cfg(feature = "yaml11")]

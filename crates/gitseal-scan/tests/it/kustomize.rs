@@ -11,13 +11,7 @@ use gitseal_scan::report::{self, Format};
 use gitseal_scan::{Baseline, Finding, ScanOutput};
 use std::path::Path;
 
-fn write(dir: &Path, path: &str, data: &[u8]) {
-    let p = dir.join(path);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
-    }
-    std::fs::write(p, data).unwrap_or_else(|e| panic!("{e}"));
-}
+use gitseal_test_support::fixtures::write;
 
 fn scan_dir(root: &Path) -> ScanOutput {
     scanner()

@@ -21,20 +21,9 @@ pub const UPPER32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 pub const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 pub const DIGITS: &[u8] = b"0123456789";
 
-/// Deterministic pseudo-random text (xorshift64*), so fixtures are random-
-/// looking without being written down anywhere.
-pub fn rand_str(seed: u64, len: usize, alphabet: &[u8]) -> String {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-            alphabet[(v >> 33) as usize % alphabet.len()] as char
-        })
-        .collect()
-}
+/// Deterministic pseudo-random text, so fixtures are random-looking without
+/// being written down anywhere.
+pub use gitseal_test_support::fixtures::rand_str;
 
 /// base62 of a CRC32, 6 characters (GitHub and npm token checksums).
 pub fn crc_base62(s: &str) -> String {

@@ -5,29 +5,10 @@
 
 use crate::support::Run;
 use std::path::Path;
-use std::process::Command;
+// `value`: random-looking text built at run time (no literal secret in the source).
+use gitseal_test_support::fixtures::{token as value, write};
+use gitseal_test_support::git::git;
 
-/// Random-looking text built at run time (no literal secret in the source).
-fn value(seed: u64, len: usize) -> String {
-    const A: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            A[(x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % A.len()] as char
-        })
-        .collect()
-}
-
-fn write(dir: &Path, path: &str, text: &str) {
-    let p = dir.join(path);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).expect("mkdir");
-    }
-    std::fs::write(p, text).expect("write");
-}
 
 const KUSTOMIZATION: &str =
     "resources:\n- deploy.yaml\nsecretGenerator:\n- name: db\n  envs:\n  - creds.env\n";
@@ -99,22 +80,6 @@ fn verify_reports_env_files_of_secret_generators() {
     // Generated at deploy time instead: nothing committed, nothing found.
     std::fs::remove_file(d.join("deploy/creds.env")).expect("rm");
     Run::new(d, &["verify", "--no-progress", "."]).out().ok();
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -5,27 +5,9 @@
 
 use crate::support::Run;
 use std::path::Path;
+// `value`: random-looking text built at run time (no literal secret in the source).
+use gitseal_test_support::fixtures::{token as value, write};
 
-fn value(seed: u64, len: usize) -> String {
-    const A: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            A[(x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % A.len()] as char
-        })
-        .collect()
-}
-
-fn write(dir: &Path, path: &str, text: &str) {
-    let p = dir.join(path);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).expect("mkdir");
-    }
-    std::fs::write(p, text).expect("write");
-}
 
 /// A test-fixture private key, a docs example password, a production one.
 fn tree(d: &Path) -> Vec<String> {

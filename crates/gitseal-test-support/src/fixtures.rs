@@ -1,0 +1,70 @@
+//! Fixture generators: random-looking text that is the same on every run
+//! (so fixtures never hold a literal credential that push protection or
+//! `gitseal verify` on this repository would flag), and files in a test
+//! directory.
+
+use std::path::Path;
+
+/// Letters and digits.
+pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Letters and digits a reader cannot confuse (no `I l 1 O o 0`).
+pub const UNAMBIGUOUS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
+/// Deterministic pseudo-random text (xorshift64*) of `len` characters from
+/// `alphabet`: the same `seed` always gives the same text.
+pub fn rand_str(seed: u64, len: usize, alphabet: &[u8]) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            alphabet[(v >> 33) as usize % alphabet.len()] as char
+        })
+        .collect()
+}
+
+/// [`rand_str`] over [`UNAMBIGUOUS`]: a password- or token-like value.
+pub fn token(seed: u64, len: usize) -> String {
+    rand_str(seed, len, UNAMBIGUOUS)
+}
+
+/// Writes `contents` to `dir/path`, creating the folders on the way.
+pub fn write(dir: &Path, path: &str, contents: impl AsRef<[u8]>) {
+    let p = dir.join(path);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+    }
+    std::fs::write(&p, contents).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rand_str_is_stable_and_stays_in_its_alphabet() {
+        // The scanner's fixtures depend on these exact values.
+        assert_eq!(rand_str(1, 24, UNAMBIGUOUS), token(1, 24));
+        assert_eq!(rand_str(7, 32, ALNUM), rand_str(7, 32, ALNUM));
+        assert_ne!(rand_str(7, 32, ALNUM), rand_str(8, 32, ALNUM));
+        let t = token(3, 500);
+        assert_eq!(t.len(), 500);
+        assert!(t.bytes().all(|b| UNAMBIGUOUS.contains(&b)), "{t}");
+        assert_eq!(rand_str(5, 6, b"01"), rand_str(5, 6, b"01"));
+    }
+
+    #[test]
+    fn write_creates_the_folders() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        write(dir.path(), "a/b/c.txt", "x\n");
+        write(dir.path(), "a/d.bin", [0u8, 1]);
+        assert_eq!(
+            std::fs::read(dir.path().join("a/b/c.txt")).ok(),
+            Some(b"x\n".to_vec())
+        );
+        assert_eq!(std::fs::read(dir.path().join("a/d.bin")).ok(), Some(vec![0, 1]));
+    }
+}
