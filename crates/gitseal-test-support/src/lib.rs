@@ -12,6 +12,8 @@
 //! - `controller`: [`process`], the `gitseal-controller` binary as its own
 //!   process against the fake API over HTTP, a seeded fake cluster, and
 //!   `/proc` usage (the controller's tests and benchmarks).
+//! - `vault`: [`openbao`], a real OpenBao dev server per test (the Vault,
+//!   controller and CLI tests).
 //! - `yaml11`: [`yaml11`], what PyYAML (a YAML 1.1 reader, as kubectl's)
 //!   reads from a text (the manifest and CLI tests).
 
@@ -21,6 +23,8 @@ use std::path::PathBuf;
 pub mod fake_api;
 pub mod fixtures;
 pub mod git;
+#[cfg(feature = "vault")]
+pub mod openbao;
 #[cfg(feature = "controller")]
 pub mod process;
 #[cfg(feature = "yaml11")]

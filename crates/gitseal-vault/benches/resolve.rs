@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{AuthMethod, ExposeSecret, PathPolicy, VaultClient, VaultConfig, VaultRef};
 use serde_json::json;
 use tokio::sync::Semaphore;

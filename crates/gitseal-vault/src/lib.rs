@@ -20,8 +20,8 @@
 //!
 //! Features: `manifest` adds the conversions between
 //! `gitseal_manifest::types::VaultReference` (`spec.vaultData`) and
-//! [`VaultRef`] (`TryFrom`/`From`); `testing` (for `[dev-dependencies]`
-//! only) adds the `testing` module, an OpenBao dev server for tests.
+//! [`VaultRef`] (`TryFrom`/`From`). The OpenBao dev server the tests run
+//! against is in the `gitseal-test-support` crate (`openbao`).
 //!
 //! Values and credentials live in [`secrecy`] types; no `Debug` or error
 //! message of this crate contains a value or a token.
@@ -60,8 +60,6 @@ mod mount;
 mod policy;
 mod reference;
 mod session;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use client::{Health, VaultClient};
 pub use config::{AuthMethod, TokenSource, VaultConfig, DEFAULT_SERVICE_ACCOUNT_TOKEN};

@@ -53,7 +53,7 @@ impl From<&VaultRef> for VaultReference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::vault_reference as manifest;
+    use gitseal_test_support::openbao::vault_reference as manifest;
 
     fn convert(r: &VaultReference) -> Result<VaultRef, Error> {
         VaultRef::try_from(r)

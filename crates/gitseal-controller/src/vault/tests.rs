@@ -1,6 +1,6 @@
 //! Tests of the Vault adapter: flags, reason mapping, refresh intervals,
 //! and resolution against a real OpenBao dev server (one per test, stopped
-//! by PID; `gitseal_vault::testing`). Without `bao` (`$BAO_BIN` or `PATH`;
+//! by PID; `gitseal_test_support::openbao`). Without `bao` (`$BAO_BIN` or `PATH`;
 //! `scripts/openbao.sh` installs it) the server tests return early with a
 //! note, except under `CI`, where they fail.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gitseal_manifest::types::KvVersion as ManifestKv;
-use gitseal_vault::testing::{vault_reference as vref, Bao, ROOT_TOKEN};
+use gitseal_test_support::openbao::{vault_reference as vref, Bao, ROOT_TOKEN};
 use gitseal_vault::{SecretString, TokenSource};
 use secrecy::ExposeSecret as _;
 use serde_json::json;

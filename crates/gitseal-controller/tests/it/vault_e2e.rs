@@ -1,6 +1,6 @@
 //! End to end with Vault: the real kube-runtime Controller on the fake API,
 //! resolving `spec.vaultData` against a real OpenBao dev server (started on a
-//! free port, stopped by PID; `gitseal_vault::testing`). Without `bao` (`$BAO_BIN` or `PATH`;
+//! free port, stopped by PID; `gitseal_test_support::openbao`). Without `bao` (`$BAO_BIN` or `PATH`;
 //! `scripts/openbao.sh` installs it) the test returns early with a note,
 //! except under `CI`, where it fails.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use gitseal_controller::reconcile::Timing;
 use gitseal_controller::vault::{VaultSettings, VaultSource};
 use gitseal_crypto::Identity;
-use gitseal_vault::testing::{http, Bao};
+use gitseal_test_support::openbao::{http, Bao};
 use gitseal_vault::PathPolicy;
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gitseal_vault::testing::{Bao, READ_ALL_SECRETS};
+use gitseal_test_support::openbao::{Bao, READ_ALL_SECRETS};
 use gitseal_vault::{AuthMethod, Error, ExposeSecret, SecretString, VaultClient, VaultConfig};
 use serde_json::json;
 use tempfile::TempDir;
@@ -107,7 +107,7 @@ async fn token_auth_from_file_and_short_lived_token() {
     bao.put_kv2("secret", "team/db", json!({"pw": "x"})).await;
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("token");
-    std::fs::write(&file, format!("  {}\n", gitseal_vault::testing::ROOT_TOKEN)).expect("write");
+    std::fs::write(&file, format!("  {}\n", gitseal_test_support::openbao::ROOT_TOKEN)).expect("write");
     let client = VaultClient::new(VaultConfig::new(
         bao.addr(),
         AuthMethod::Token(gitseal_vault::TokenSource::File(file)),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{
     AuthMethod, Error, NotFoundKind, PathPolicy, TokenSource, VaultClient, VaultConfig,
 };

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{AuthMethod, ExposeSecret, VaultClient, VaultConfig};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

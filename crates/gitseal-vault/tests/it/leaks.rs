@@ -5,7 +5,7 @@
 //! hyper's for the raw requests; vaultrs' calls run with logging off), then
 //! searches everything for the canaries.
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{AuthMethod, PathPolicy, TokenSource, VaultClient, VaultConfig};
 use serde_json::json;
 

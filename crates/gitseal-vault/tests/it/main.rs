@@ -11,7 +11,7 @@ mod tenancy;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{ExposeSecret as _, Session, VaultClient, VaultRef};
 
 /// A client using the dev server's root token, without the shared cache

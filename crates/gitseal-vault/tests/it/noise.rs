@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{AuthMethod, VaultClient, VaultConfig};
 use serde_json::json;
 use tracing::instrument::WithSubscriber as _;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gitseal_vault::testing::Bao;
+use gitseal_test_support::openbao::Bao;
 use gitseal_vault::{AuthMethod, Error, ExposeSecret, VaultClient, VaultConfig};
 use serde_json::json;
 
@@ -151,7 +151,7 @@ async fn shared_cache_spans_sessions_until_ttl() {
     let mut c = VaultConfig::new(
         bao.addr(),
         AuthMethod::Token(gitseal_vault::TokenSource::Value(
-            gitseal_vault::testing::ROOT_TOKEN.into(),
+            gitseal_test_support::openbao::ROOT_TOKEN.into(),
         )),
     );
     c.shared_cache_ttl = Duration::from_millis(1500);

@@ -9,7 +9,7 @@
 //! refused, and OpenBao's audit log shows that none of them reached a KV
 //! mount at all.
 
-use gitseal_vault::testing::{AuditedRequest, Bao};
+use gitseal_test_support::openbao::{AuditedRequest, Bao};
 use gitseal_vault::{
     AuthMethod, Error, PathPolicy, SecretString, TokenSource, VaultClient, VaultConfig,
 };

@@ -3,7 +3,7 @@
 //! codes, bad identities, and Vault items read from a real OpenBao dev
 //! server (skipped with a note without `bao`, except under `CI`).
 
-use gitseal_vault::testing::{Bao, ROOT_TOKEN};
+use gitseal_test_support::openbao::{Bao, ROOT_TOKEN};
 use serde_json::{json, Value};
 
 use crate::support::*;

@@ -1,6 +1,5 @@
-//! Test support (feature `testing`; enable it from `[dev-dependencies]`
-//! only): a real OpenBao dev server per test, and a tiny raw HTTP client to
-//! seed it.
+//! The OpenBao harness (feature `vault`): a real OpenBao dev server per
+//! test, and a tiny raw HTTP client to seed it.
 //!
 //! Every gitseal test suite that talks to Vault (this crate's, the
 //! controller's, the CLI's) starts its servers through [`Bao`], so they all
@@ -26,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::{AuthMethod, TokenSource, VaultConfig};
+use gitseal_vault::{AuthMethod, TokenSource, VaultConfig};
 
 /// The dev server's root token (a test value, never a real credential).
 pub const ROOT_TOKEN: &str = "gitseal-test-root-token-7c1e";
@@ -466,7 +465,6 @@ impl Drop for Bao {
 
 /// A `spec.vaultData` entry as written in a manifest, unvalidated (so tests
 /// can also build invalid ones).
-#[cfg(feature = "manifest")]
 pub fn vault_reference(
     mount: &str,
     path: &str,
