@@ -107,7 +107,11 @@ async fn token_auth_from_file_and_short_lived_token() {
     bao.put_kv2("secret", "team/db", json!({"pw": "x"})).await;
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("token");
-    std::fs::write(&file, format!("  {}\n", gitseal_test_support::openbao::ROOT_TOKEN)).expect("write");
+    std::fs::write(
+        &file,
+        format!("  {}\n", gitseal_test_support::openbao::ROOT_TOKEN),
+    )
+    .expect("write");
     let client = VaultClient::new(VaultConfig::new(
         bao.addr(),
         AuthMethod::Token(gitseal_vault::TokenSource::File(file)),

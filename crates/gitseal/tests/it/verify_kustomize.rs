@@ -9,7 +9,6 @@ use std::path::Path;
 use gitseal_test_support::fixtures::{token as value, write};
 use gitseal_test_support::git::git;
 
-
 const KUSTOMIZATION: &str =
     "resources:\n- deploy.yaml\nsecretGenerator:\n- name: db\n  envs:\n  - creds.env\n";
 

@@ -8,7 +8,6 @@ use std::path::Path;
 // `value`: random-looking text built at run time (no literal secret in the source).
 use gitseal_test_support::fixtures::{token as value, write};
 
-
 /// A test-fixture private key, a docs example password, a production one.
 fn tree(d: &Path) -> Vec<String> {
     let prod = value(11, 24);
