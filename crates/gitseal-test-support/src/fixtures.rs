@@ -31,13 +31,14 @@ pub fn token(seed: u64, len: usize) -> String {
 }
 
 /// Writes `contents` to `dir/path`, creating the folders on the way.
-pub fn write(dir: &Path, path: &str, contents: impl AsRef<[u8]>) {
+pub fn write(dir: &Path, path: &str, contents: &(impl AsRef<[u8]> + ?Sized)) {
     let p = dir.join(path);
     if let Some(parent) = p.parent() {
         std::fs::create_dir_all(parent)
             .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
     }
-    std::fs::write(&p, contents).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+    std::fs::write(&p, contents.as_ref())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
 }
 
 #[cfg(test)]
@@ -61,7 +62,7 @@ mod tests {
     fn write_creates_the_folders() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         write(dir.path(), "a/b/c.txt", "x\n");
-        write(dir.path(), "a/d.bin", [0u8, 1]);
+        write(dir.path(), "a/d.bin", &[0u8, 1]);
         assert_eq!(
             std::fs::read(dir.path().join("a/b/c.txt")).ok(),
             Some(b"x\n".to_vec())

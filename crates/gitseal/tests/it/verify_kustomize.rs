@@ -4,7 +4,6 @@
 //! committed, the env file is what the commit adds).
 
 use crate::support::Run;
-use std::path::Path;
 // `value`: random-looking text built at run time (no literal secret in the source).
 use gitseal_test_support::fixtures::{token as value, write};
 use gitseal_test_support::git::git;
