@@ -4,6 +4,7 @@
 //! directory.
 
 use std::path::Path;
+use std::process::Command;
 
 /// Letters and digits.
 pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -39,6 +40,30 @@ pub fn write(dir: &Path, path: &str, contents: &(impl AsRef<[u8]> + ?Sized)) {
     }
     std::fs::write(&p, contents.as_ref())
         .unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+}
+
+/// Runs the independent Bitnami Sealed Secrets encoder
+/// (`crates/gitseal-migrate/tests/bitnami_seal.py`, Python `cryptography`)
+/// into `dir`: the exported keys, a repository of SealedSecrets and
+/// `expected.json` (see the script). `$PYTHON` or `python3`;
+/// `scripts/gitops-tools.sh` installs what it needs. Panics with the
+/// script's stderr when it fails, never skips.
+pub fn bitnami_seal(dir: &Path) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitseal-migrate/tests/bitnami_seal.py");
+    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python:?} (scripts/gitops-tools.sh installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "bitnami_seal.py failed (run scripts/gitops-tools.sh for Python `cryptography` and PyYAML):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[cfg(test)]

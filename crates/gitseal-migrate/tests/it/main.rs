@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD;
@@ -21,18 +20,7 @@ fn fixtures() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bitnami_seal.py");
-        let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-        let out = Command::new(&python)
-            .arg(&script)
-            .arg(dir.path())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python:?} (scripts/gitops-tools.sh installs it): {e}"));
-        assert!(
-            out.status.success(),
-            "bitnami_seal.py failed (run scripts/gitops-tools.sh for Python `cryptography` and PyYAML):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        gitseal_test_support::fixtures::bitnami_seal(dir.path());
         dir
     })
     .path()

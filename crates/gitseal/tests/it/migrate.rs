@@ -4,25 +4,12 @@
 //! original bytes; what does not is reported, and nothing is written for it.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::Env;
 
 /// Generates the Bitnami fixtures into `dir`; returns expected.json.
 fn bitnami_fixtures(dir: &Path) -> serde_json::Value {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitseal-migrate/tests/bitnami_seal.py");
-    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python:?} (run scripts/gitops-tools.sh): {e}"));
-    assert!(
-        out.status.success(),
-        "bitnami_seal.py failed (run scripts/gitops-tools.sh):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gitseal_test_support::fixtures::bitnami_seal(dir);
     let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
     serde_json::from_str(&text).expect("JSON")
 }
