@@ -7,7 +7,8 @@
 //! strict stays strict (namespace + name), namespace-wide becomes
 //! `namespace`, cluster-wide becomes `cluster`. Name, namespace, the
 //! object's labels and annotations, and the template (type, labels,
-//! annotations, `immutable`) are kept; Bitnami's own
+//! annotations, `immutable`) are kept, Go templates in `spec.template.data`
+//! are translated where the translation is exact ([`gotemplate`]); Bitnami's own
 //! `sealedsecrets.bitnami.com/*` annotations are dropped and reported.
 //!
 //! An object is converted whole or not at all: when one value does not
