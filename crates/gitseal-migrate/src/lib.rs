@@ -7,7 +7,8 @@
 //! strict stays strict (namespace + name), namespace-wide becomes
 //! `namespace`, cluster-wide becomes `cluster`. Name, namespace, the
 //! object's labels and annotations, and the template (type, labels,
-//! annotations, `immutable`) are kept; Bitnami's own
+//! annotations, `immutable`) are kept, Go templates in `spec.template.data`
+//! are translated where the translation is exact ([`gotemplate`]); Bitnami's own
 //! `sealedsecrets.bitnami.com/*` annotations are dropped and reported.
 //!
 //! An object is converted whole or not at all: when one value does not
@@ -24,10 +25,11 @@ use gitseal_manifest::seal::{self, Others, SealOptions};
 use gitseal_manifest::secret::PlainSecret;
 use gitseal_manifest::types::SealedSecret;
 use gitseal_manifest::Location;
-use secrecy::SecretSlice;
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_yaml::{Mapping, Value};
 
 mod bitnami;
+pub mod gotemplate;
 
 pub use bitnami::BitnamiKeys;
 use bitnami::Opened;
@@ -93,8 +95,14 @@ pub enum Refusal {
     NotBase64(Vec<String>),
     /// No key opens these items.
     DoesNotOpen(Vec<String>),
-    /// `spec.template.data` (Go templates over the opened values).
-    TemplateData(Vec<String>),
+    /// An item of `spec.template.data` (a Go template over the opened
+    /// values) that has no exact gitseal translation.
+    TemplateData {
+        /// The templated item.
+        item: String,
+        /// What in it has no translation (template syntax, never a value).
+        reason: String,
+    },
     /// An item key Kubernetes would refuse in a Secret.
     InvalidItemKey(String),
     /// A template label or annotation under `gitseal.dev/`, reserved for
@@ -133,11 +141,10 @@ impl fmt::Display for Refusal {
                  namespace/name/scope than the object now has",
                 list(items)
             ),
-            Refusal::TemplateData(items) => write!(
+            Refusal::TemplateData { item, reason } => write!(
                 f,
-                "spec.template.data renders item(s) {} from Go templates, which gitseal has no \
-                 equivalent for yet; write those items as sealed values and migrate again",
-                list(items)
+                "spec.template.data item {item:?}: {reason}; rewrite it as a gitseal template \
+                 (docs/templates.md) or as a sealed value, and migrate again"
             ),
             Refusal::InvalidItemKey(key) => write!(
                 f,
@@ -263,8 +270,22 @@ pub fn convert(
         immutable: None,
         items: BTreeMap::new(),
     };
-    read_template(spec, &mut plain, &mut notes).map_err(&refuse)?;
+    let go_templates = read_template(spec, &mut plain, &mut notes).map_err(&refuse)?;
     open_items(spec, keys, &label, &doc.at, &mut plain).map_err(&refuse)?;
+    let template_data = translate_templates(
+        &go_templates,
+        &plain.items,
+        gitseal_template::Place {
+            namespace: namespace.as_deref().unwrap_or_default(),
+            name: &name,
+        },
+    )
+    .map_err(&refuse)?;
+    for key in template_data.keys() {
+        if !valid_item_key(key) {
+            return Err(refuse(Refusal::InvalidItemKey(key.clone())));
+        }
+    }
     for key in plain.items.keys() {
         if !valid_item_key(key) {
             return Err(refuse(Refusal::InvalidItemKey(key.clone())));
@@ -296,6 +317,22 @@ pub fn convert(
     };
     let mut sealed = seal::seal_secret(&plain, &doc.at, &seal_opts)
         .map_err(|e| refuse(Refusal::Seal(e.to_string())))?;
+    if !template_data.is_empty() {
+        if !plain.items.is_empty() {
+            notes.push(format!(
+                "translated the Go template(s) of item(s) {} to gitseal templates; \
+                 includeInputs keeps every sealed item in the Secret, as Bitnami does",
+                template_data
+                    .keys()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let template = sealed.spec.template.get_or_insert_with(Default::default);
+        template.include_inputs = (!plain.items.is_empty()).then_some(true);
+        template.data = template_data;
+    }
     // The object's own labels and annotations (sync waves, app labels) stay.
     let (labels, annotations) = object_metadata(metadata, &mut notes);
     sealed.metadata.labels = (!labels.is_empty()).then_some(labels);
@@ -310,29 +347,22 @@ pub fn convert(
     })
 }
 
-/// Type, labels, annotations and `immutable` of `spec.template`.
+/// Type, labels, annotations and `immutable` of `spec.template`; returns
+/// its `data` (Go templates by item key).
 fn read_template(
     spec: &Mapping,
     plain: &mut PlainSecret,
     notes: &mut Vec<String>,
-) -> Result<(), Refusal> {
+) -> Result<BTreeMap<String, String>, Refusal> {
     let Some(template) = spec.get("template") else {
-        return Ok(());
+        return Ok(BTreeMap::new());
     };
     let template = match template {
-        Value::Null => return Ok(()),
+        Value::Null => return Ok(BTreeMap::new()),
         Value::Mapping(m) => m,
         _ => return Err(Refusal::Invalid("spec.template is not a mapping".into())),
     };
-    if let Some(data) = template.get("data").and_then(Value::as_mapping) {
-        if !data.is_empty() {
-            let items = data
-                .keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect();
-            return Err(Refusal::TemplateData(items));
-        }
-    }
+    let go_templates = string_map(template, "data", "spec.template.data")?;
     plain.type_ = optional_string(template, "type", "spec.template.type")?;
     plain.immutable = match template.get("immutable") {
         None | Some(Value::Null) => None,
@@ -363,7 +393,68 @@ fn read_template(
             }
         }
     }
-    Ok(())
+    Ok(go_templates)
+}
+
+/// Translates Bitnami's Go templates (see [`gotemplate`]) and proves each
+/// translation: rendered by the gitseal engine from the opened values, it
+/// must give the bytes Bitnami's controller renders.
+fn translate_templates(
+    go_templates: &BTreeMap<String, String>,
+    items: &BTreeMap<String, SecretSlice<u8>>,
+    place: gitseal_template::Place<'_>,
+) -> Result<BTreeMap<String, String>, Refusal> {
+    if go_templates.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let refuse = |item: &str, reason: String| Refusal::TemplateData {
+        item: item.to_string(),
+        reason,
+    };
+    let mut translated = BTreeMap::new();
+    let mut expected = BTreeMap::new();
+    for (item, source) in go_templates {
+        let t = gotemplate::translate(source).map_err(|reason| refuse(item, reason))?;
+        let missing: Vec<String> = t
+            .reads()
+            .into_iter()
+            .filter(|k| !items.contains_key(*k))
+            .map(|k| format!("{k:?}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(refuse(
+                item,
+                format!(
+                    "it reads {}, which the object does not have (Bitnami renders \"<no value>\" \
+                     there, gitseal refuses)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        let go = t.render_go(items).unwrap_or_default();
+        expected.insert(item.clone(), go);
+        translated.insert(item.clone(), t.jinja());
+    }
+    let rendered = gitseal_template::render(
+        &translated,
+        items,
+        place,
+        &gitseal_template::SaltKey::offline(),
+        &gitseal_template::Limits::default(),
+    )
+    .map_err(|e| refuse(e.key(), format!("the translation does not render: {e}")))?;
+    for (item, want) in &expected {
+        let same = rendered
+            .get(item)
+            .is_some_and(|got| got.expose_secret() == want.as_slice());
+        if !same {
+            return Err(refuse(
+                item,
+                "the gitseal translation renders other bytes than Bitnami's template".to_string(),
+            ));
+        }
+    }
+    Ok(translated)
 }
 
 /// Opens `spec.encryptedData` (or the deprecated whole-Secret `spec.data`)

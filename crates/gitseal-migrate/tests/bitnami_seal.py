@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import sys
+import tempfile
 
 import yaml
 from cryptography import x509
@@ -157,6 +158,29 @@ def legacy_sealed_secret(key, name, namespace, items, secret_type):
     }
 
 
+def go_render(templates, items):
+    """What Bitnami's controller writes for `spec.template.data`: each item
+    rendered by Go's text/template with sprig's functions over the opened
+    values (sealedsecret_expansion.go, Unseal). Rendered here by Helm's
+    engine (helm-python-sdk embeds Helm's Go library, which uses the same
+    text/template and sprig): the Bitnami template runs inside
+    `{{ with .Values.d }}`, so `.` is the map of values as in Bitnami."""
+    import helm_python
+
+    with tempfile.TemporaryDirectory() as chart:
+        os.makedirs(os.path.join(chart, "templates"))
+        with open(os.path.join(chart, "Chart.yaml"), "w") as f:
+            f.write("apiVersion: v2\nname: bitnami-template\nversion: 0.1.0\n")
+        names = {}
+        for i, (key, source) in enumerate(sorted(templates.items())):
+            names[key] = f"bitnami-template/templates/t{i}.txt"
+            with open(os.path.join(chart, "templates", f"t{i}.txt"), "w") as f:
+                f.write("{{- with .Values.d }}" + source + "{{ end }}")
+        values = {"d": {k: v.decode() for k, v in items.items()}}
+        rendered = helm_python.Chart.load(chart).render(values, name="x", namespace="x", is_install=True)
+        return {key: rendered[path].encode() for key, path in names.items()}
+
+
 def write_yaml(path, docs):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -271,10 +295,44 @@ def main(out):
     ])
     refuse("apps/other/renamed.yaml", 0, "renamed", {"does_not_open": ["a"]})
 
-    templated = sealed_secret(current, "templated", "shop", {"user": b"u", "pass": b"p"},
-                              template={"data": {"url": "postgres://{{ .user }}:{{ .pass }}@db/shop"}})
-    write_yaml(os.path.join(repo, "apps/shop/templated.yaml"), [templated])
-    refuse("apps/shop/templated.yaml", 0, "templated", {"template_data": ["url"]})
+    # Go templates (spec.template.data): the translatable ones convert, and
+    # the Secret gitseal writes must equal what Bitnami's controller wrote:
+    # every sealed item plus every rendered one.
+    tmpl_items = {"user": b"app", "pass": "p@ss:w/rd {% raw %} \"quoted\" ü\n".encode(),
+                  "tls.key": b"-----KEY-----\nabc\n"}
+    tmpl_data = {
+        "url": "postgres://{{ .user }}:{{ index . \"pass\" }}@db:5432/shop?sslmode=require",
+        "basic": "{{ .user }}:{{ .pass | b64enc }}",
+        "config.yaml": "db:\n  user: {{ .user }}\n  {{- /* trimmed */}}\n  key: |\n    {{ index . `tls.key` -}}\n\n  end: {# not a comment #}\n",
+        "literal": "no actions {% at all %}",
+        "user": "{{ .user }}-renamed",
+    }
+    write_yaml(os.path.join(repo, "apps/shop/templated.yaml"), [
+        sealed_secret(current, "templated", "shop", tmpl_items, template={"data": tmpl_data})
+    ])
+    rendered = go_render(tmpl_data, tmpl_items)
+    assert rendered["url"].startswith(b"postgres://app:p@ss"), rendered["url"]
+    secret_data = dict(tmpl_items)
+    secret_data.update(rendered)
+    expect("apps/shop/templated.yaml", 0, "templated", "shop", "strict", tmpl_items,
+           secret_data={k: b64(v) for k, v in secret_data.items()})
+
+    write_yaml(os.path.join(repo, "apps/shop/templated-refused.yaml"), [
+        sealed_secret(current, "branching", "shop", {"a": b"1"},
+                      template={"data": {"out": "{{ if .a }}yes{{ end }}"}}),
+        sealed_secret(current, "missing", "shop", {"a": b"1"},
+                      template={"data": {"out": "{{ .a }}{{ .b }}"}}),
+    ])
+    write_yaml(os.path.join(repo, "apps/shop/templated-binary.yaml"), [
+        sealed_secret(current, "binary", "shop", {"bin": binary},
+                      template={"data": {"as-base64": "{{ .bin | b64enc }}", "raw": "{{ .bin }}"}}),
+    ])
+    refuse("apps/shop/templated-binary.yaml", 0, "binary",
+           {"template_data": ["raw", "the translation does not render"]})
+    refuse("apps/shop/templated-refused.yaml", 0, "branching",
+           {"template_data": ["out", "the control structure {{ if }}"]})
+    refuse("apps/shop/templated-refused.yaml", 1, "missing",
+           {"template_data": ["out", "it reads \"b\", which the object does not have"]})
 
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)

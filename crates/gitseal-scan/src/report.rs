@@ -53,15 +53,20 @@ pub fn summary_line(out: &ScanOutput, seconds: f64) -> String {
     let files: std::collections::BTreeSet<&str> =
         out.findings.iter().map(|f| f.path.as_str()).collect();
     let mb = out.summary.bytes_scanned as f64 / (1024.0 * 1024.0);
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let found = match out.findings.len() {
+        0 => "no findings".to_string(),
+        n => format!(
+            "{n} finding{} in {} file{}",
+            plural(n as u64),
+            files.len(),
+            plural(files.len() as u64)
+        ),
+    };
+    let scanned = out.summary.files_scanned;
     let mut s = format!(
-        "gitseal verify: {} finding{} in {} file{}; scanned {} files ({:.1} MiB) in {:.2}s",
-        out.findings.len(),
-        if out.findings.len() == 1 { "" } else { "s" },
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        out.summary.files_scanned,
-        mb,
-        seconds
+        "gitseal verify: {found}; scanned {scanned} file{} ({mb:.1} MiB) in {seconds:.2}s",
+        plural(scanned),
     );
     if out.summary.allowed_inline + out.summary.allowed_baseline > 0 {
         s.push_str(&format!(
@@ -211,4 +216,37 @@ pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
             s
         })
         .map_err(|e| Error::Report(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ScanOutput, Summary};
+
+    #[test]
+    fn summary_line_counts_in_words() {
+        let one = ScanOutput {
+            findings: Vec::new(),
+            summary: Summary {
+                files_scanned: 1,
+                ..Summary::default()
+            },
+        };
+        assert_eq!(
+            summary_line(&one, 0.0),
+            "gitseal verify: no findings; scanned 1 file (0.0 MiB) in 0.00s"
+        );
+        let many = ScanOutput {
+            findings: Vec::new(),
+            summary: Summary {
+                files_scanned: 312,
+                bytes_scanned: 3 * 1024 * 1024,
+                ..Summary::default()
+            },
+        };
+        assert_eq!(
+            summary_line(&many, 0.5),
+            "gitseal verify: no findings; scanned 312 files (3.0 MiB) in 0.50s"
+        );
+    }
 }
