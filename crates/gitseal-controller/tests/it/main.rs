@@ -14,6 +14,7 @@ mod leader_ha;
 mod misc;
 mod process;
 mod process_smoke;
+mod rollout;
 mod scenarios;
 mod shards;
 mod startup;
