@@ -105,6 +105,16 @@ async fn opted_in_workloads_restart_once_per_change_without_a_list_per_write() {
         "app",
         deployment("app", "other", Some("db-2")),
     );
+    // A Deployment the typed API would not decode (no selector, a string
+    // for replicas) does not stop the others: only metadata and template
+    // annotations are read.
+    fake.upsert(
+        "deployments",
+        "app",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "odd", "namespace": "app"},
+               "spec": {"replicas": "three", "template": {"metadata": {"annotations": null}}}}),
+    );
     fake.record_requests();
     let running = start_with(&fake, rollout_config()).await;
 
