@@ -13,7 +13,10 @@
 //! kubectl's last-applied annotation, as `kubectl apply` would;
 //! `GITSEAL_BENCH_ITEM_BYTES=B` pads every value to B bytes, e.g. 200
 //! objects × 1 item × 1,000,000 bytes for objects near the 1 MiB limit).
-//! With N=0 it reports the idle controller.
+//! With N=0 it reports the idle controller. `GITSEAL_BENCH_WORKLOADS=W`
+//! also stores W Deployments in the objects' namespaces, every other one
+//! opted in to rollout on change for one object's Secret (use with
+//! `GITSEAL_BENCH_ARGS=--rollout-on-change=true`).
 //!
 //! It prints the API requests of the cold start by verb and resource (and
 //! per object), the reconciles per object, wall time and peak RSS; then it
@@ -50,6 +53,7 @@ fn main() {
     let extra: Vec<&str> = extra.split_whitespace().collect();
     let last_applied = std::env::var_os("GITSEAL_BENCH_LAST_APPLIED").is_some();
     let item_bytes = env_usize("GITSEAL_BENCH_ITEM_BYTES", 0);
+    let workloads = env_usize("GITSEAL_BENCH_WORKLOADS", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +65,21 @@ fn main() {
         let id = Identity::generate();
         let t = Instant::now();
         process::seed_sized(&fake, &id, n, items, item_bytes, last_applied);
+        for k in 0..workloads {
+            let (ns, secret) = process::object_place(k);
+            let mut meta = serde_json::json!({"name": format!("web-{k:05}"), "namespace": ns});
+            if k % 2 == 0 {
+                meta["annotations"] = serde_json::json!({"gitseal.dev/restart-on-change": secret});
+            }
+            fake.upsert(
+                "deployments",
+                &ns,
+                serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                    "spec": {"selector": {"matchLabels": {"app": "web"}},
+                             "template": {"metadata": {"labels": {"app": "web"}},
+                                          "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+            );
+        }
         eprintln!(
             "setup: sealed {} values in {} objects in {:.1}s",
             n * items,
@@ -141,6 +160,9 @@ fn main() {
             if item_bytes > 0 { format!(" of {item_bytes} bytes") } else { String::new() },
             if last_applied { " with kubectl's last-applied annotation" } else { "" }
         );
+        if workloads > 0 {
+            println!("workloads: {workloads} Deployments, {} opted in; run flags: {extra:?}", workloads.div_ceil(2));
+        }
         println!("controller started (HTTP up) after {:.2} s", started_in.as_secs_f64());
         if let Some(w) = all_secrets {
             println!("wall time from spawn to every Secret written: {:.2} s", w.as_secs_f64());

@@ -116,7 +116,7 @@ struct RunArgs {
     log_format: LogFormat,
     /// Restart Deployments, StatefulSets and DaemonSets that opt in (annotation
     /// gitseal.dev/restart-on-change: "SECRET,…") when the Secret's data changes.
-    /// Off by default: it needs list and patch on those workloads
+    /// Off by default: it needs list, watch and patch on those workloads
     /// (deploy/rbac-rollout.yaml).
     #[arg(long, env = "GITSEAL_ROLLOUT_ON_CHANGE", default_value_t = false, action = clap::ArgAction::Set)]
     rollout_on_change: bool,

@@ -122,6 +122,9 @@ pub struct Context {
     pub fresh: Arc<Fresh>,
     /// The managed Secrets as last seen (fingerprints, no data).
     pub secrets: Arc<SecretIndex>,
+    /// The workloads that opt in to rollout on change (watched while
+    /// rollout is on).
+    pub workloads: Arc<crate::rollout::WorkloadIndex>,
     /// Object id → when its current run of failures started.
     failures: Mutex<HashMap<String, Instant>>,
     /// uid → fingerprint of the last Event emitted for the object.
@@ -181,6 +184,7 @@ impl Context {
             refused_namespace: None,
             allow_service_account_tokens: false,
             secrets: Arc::new(SecretIndex::new()),
+            workloads: Arc::new(crate::rollout::WorkloadIndex::new()),
             fresh: Arc::new(Fresh::new(FRESH_OBJECTS)),
             failures: Mutex::new(HashMap::new()),
             emitted: Mutex::new(HashMap::new()),
@@ -1076,7 +1080,7 @@ async fn rollout(
         data_hash,
         data_changed: existing_data_changed || hash_changed,
     };
-    let outcome = crate::rollout::restart_on_change(&ctx.client, &change).await;
+    let outcome = crate::rollout::restart_on_change(&ctx.client, &ctx.workloads, &change).await;
     let id = object_id(obj);
     if !outcome.restarted.is_empty() {
         tracing::info!(object = %id, restarted = ?outcome.restarted, "rolled out workloads using the Secret");

@@ -34,21 +34,33 @@
 //! template, running it again (after a controller restart, or a retry after
 //! a failed patch) restarts nothing twice.
 //!
+//! # Which workloads are looked at
+//!
+//! With rollout on, the controller watches the Deployments, StatefulSets
+//! and DaemonSets it may see and keeps only those that opt in, reduced to
+//! their opt-in annotation and template hashes ([`index`]). A write of a
+//! Secret consults that index: no list request per write, and a patch
+//! only for an opted-in workload that needs it. Until the index has its
+//! first list (or when its watch is refused, e.g. without the `watch`
+//! verb) rollout lists the workloads of the namespace instead.
+//!
 //! Merge patches (not server-side apply) are used on purpose: an apply of
 //! one annotation by the same field manager would remove the annotations it
 //! applied earlier for the workload's other Secrets.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::NamespaceResourceScope;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::FIELD_MANAGER;
+
+pub mod index;
+
+pub use index::WorkloadIndex;
+use index::{DaemonSets, Deployments, Kind, StatefulSets, Workload};
 
 /// Workload annotation naming the Secrets (comma-separated) whose changes
 /// restart it.
@@ -82,7 +94,12 @@ pub fn hash_annotation_key(secret: &str) -> String {
 pub fn opts_in(annotations: &BTreeMap<String, String>, secret: &str) -> bool {
     annotations
         .get(RESTART_ANNOTATION)
-        .is_some_and(|v| v.split(',').any(|s| s.trim() == secret))
+        .is_some_and(|v| opts_in_value(v, secret))
+}
+
+/// Whether the value of the restart annotation names `secret`.
+pub fn opts_in_value(value: &str, secret: &str) -> bool {
+    value.split(',').any(|s| s.trim() == secret)
 }
 
 /// A synced Secret, as far as rollout needs it.
@@ -124,61 +141,59 @@ impl Report {
 
 /// Restarts the opted-in Deployments, StatefulSets and DaemonSets of
 /// `change.namespace` whose pod template does not carry `change.data_hash`
-/// (see the module docs for the rule). Best effort: a failure is recorded
-/// in the report and the other workloads are still handled; a workload
-/// deleted meanwhile (404) is skipped silently. The controller needs
-/// `list` and `patch` on `apps` `deployments`, `statefulsets`,
-/// `daemonsets`.
-pub async fn restart_on_change(client: &Client, change: &Change<'_>) -> Report {
+/// (see the module docs for the rule). The opted-in workloads come from
+/// `index` (watched, [`index`]); only while it does not know them (not
+/// started, or not listed yet) are they listed here. Best effort: a failure
+/// is recorded in the report and the other workloads are still handled; a
+/// workload deleted meanwhile (404) is skipped silently. The controller
+/// needs `list`, `watch` and `patch` on `apps` `deployments`,
+/// `statefulsets`, `daemonsets`.
+pub async fn restart_on_change(
+    client: &Client,
+    index: &WorkloadIndex,
+    change: &Change<'_>,
+) -> Report {
     let mut report = Report::default();
-    handle_kind::<Deployment>(client, change, &mut report).await;
-    handle_kind::<StatefulSet>(client, change, &mut report).await;
-    handle_kind::<DaemonSet>(client, change, &mut report).await;
+    // The three kinds' first lists are waited for at once.
+    let (ns, secret) = (change.namespace, change.secret);
+    let (deployments, statefulsets, daemonsets) = futures::join!(
+        index.opted_in(Deployments::KIND, ns, secret),
+        index.opted_in(StatefulSets::KIND, ns, secret),
+        index.opted_in(DaemonSets::KIND, ns, secret),
+    );
+    handle_kind::<Deployments>(client, index, change, deployments, &mut report).await;
+    handle_kind::<StatefulSets>(client, index, change, statefulsets, &mut report).await;
+    handle_kind::<DaemonSets>(client, index, change, daemonsets, &mut report).await;
     report
 }
 
-/// A workload kind with a pod template.
-trait Workload:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-{
-    fn template_annotations(&self) -> Option<&BTreeMap<String, String>>;
-}
-
-impl Workload for Deployment {
-    fn template_annotations(&self) -> Option<&BTreeMap<String, String>> {
-        self.spec.template.metadata.as_ref()?.annotations.as_ref()
-    }
-}
-
-impl Workload for StatefulSet {
-    fn template_annotations(&self) -> Option<&BTreeMap<String, String>> {
-        self.spec.template.metadata.as_ref()?.annotations.as_ref()
-    }
-}
-
-impl Workload for DaemonSet {
-    fn template_annotations(&self) -> Option<&BTreeMap<String, String>> {
-        self.spec.template.metadata.as_ref()?.annotations.as_ref()
-    }
-}
+const GRANT: &str =
+    "grant the controller list, watch and patch on apps deployments, statefulsets and daemonsets";
 
 fn api_error(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) if s.code == 403 => format!(
-            "forbidden ({}); grant the controller list and patch on apps deployments, statefulsets and daemonsets",
-            s.message
-        ),
+        kube::Error::Api(s) if s.code == 403 => format!("forbidden ({}); {GRANT}", s.message),
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
         other => other.to_string(),
     }
 }
 
-async fn handle_kind<K: Workload>(client: &Client, change: &Change<'_>, report: &mut Report) {
-    let api: Api<K> = Api::namespaced(client.clone(), change.namespace);
-    let kind = K::kind(&());
+/// Handles the workloads of kind `K`: the opted-in ones `known` from the
+/// index, or (`None`) those a list finds.
+async fn handle_kind<K: Kind>(
+    client: &Client,
+    index: &WorkloadIndex,
+    change: &Change<'_>,
+    known: Option<Vec<(String, Option<String>)>>,
+    report: &mut Report,
+) {
+    let api: Api<Workload<K>> = Api::namespaced(client.clone(), change.namespace);
+    if let Some(opted_in) = known {
+        for (name, hash) in opted_in {
+            consider(&api, index, change, &name, hash.as_deref(), report).await;
+        }
+        return;
+    }
     let key = hash_annotation_key(change.secret);
     let mut params = ListParams::default().limit(PAGE);
     loop {
@@ -188,7 +203,8 @@ async fn handle_kind<K: Workload>(client: &Client, change: &Change<'_>, report: 
             Err(kube::Error::Api(s)) if s.code == 404 => return,
             Err(e) => {
                 report.errors.push(format!(
-                    "listing {kind}s in namespace {}: {}",
+                    "listing {}s in namespace {}: {}",
+                    K::KIND,
                     change.namespace,
                     api_error(&e)
                 ));
@@ -196,53 +212,68 @@ async fn handle_kind<K: Workload>(client: &Client, change: &Change<'_>, report: 
             }
         };
         for w in &page.items {
-            if !opts_in(w.annotations(), change.secret) {
+            if !w.opt_in().is_some_and(|o| opts_in_value(o, change.secret)) {
                 continue;
             }
-            let name = w.name_any();
-            let shown = format!("{kind}/{name}");
-            match w.template_annotations().and_then(|a| a.get(&key)) {
-                Some(h) if h == change.data_hash => {
-                    report.up_to_date.push(shown);
-                    continue;
-                }
-                None if !change.data_changed => {
-                    report.not_tracked.push(shown);
-                    continue;
-                }
-                _ => {}
-            }
-            let patch = json!({
-                "spec": {"template": {"metadata": {"annotations": {key.as_str(): change.data_hash}}}}
-            });
-            let pp = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
-            };
-            match api.patch(&name, &pp, &Patch::Merge(&patch)).await {
-                Ok(_) => {
-                    tracing::info!(
-                        workload = %shown,
-                        namespace = change.namespace,
-                        secret = change.secret,
-                        data_hash = crate::hash::short(change.data_hash),
-                        "restarting workload: its Secret changed"
-                    );
-                    report.restarted.push(shown);
-                }
-                // Deleted since the list: nothing to restart.
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => report.errors.push(format!(
-                    "restarting {shown} in namespace {}: {}",
-                    change.namespace,
-                    api_error(&e)
-                )),
-            }
+            let hash = w.template_hashes().get(&key).map(String::as_str);
+            consider(&api, index, change, &w.name_any(), hash, report).await;
         }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return,
         }
+    }
+}
+
+/// Patches opted-in workload `name` (its template carrying `hash` for the
+/// Secret) when the rule says so.
+async fn consider<K: Kind>(
+    api: &Api<Workload<K>>,
+    index: &WorkloadIndex,
+    change: &Change<'_>,
+    name: &str,
+    hash: Option<&str>,
+    report: &mut Report,
+) {
+    let shown = format!("{}/{name}", K::KIND);
+    match hash {
+        Some(h) if h == change.data_hash => {
+            report.up_to_date.push(shown);
+            return;
+        }
+        None if !change.data_changed => {
+            report.not_tracked.push(shown);
+            return;
+        }
+        _ => {}
+    }
+    let key = hash_annotation_key(change.secret);
+    let patch = json!({
+        "spec": {"template": {"metadata": {"annotations": {key.as_str(): change.data_hash}}}}
+    });
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    match api.patch(name, &pp, &Patch::Merge(&patch)).await {
+        Ok(after) => {
+            index.patched(&after);
+            tracing::info!(
+                workload = %shown,
+                namespace = change.namespace,
+                secret = change.secret,
+                data_hash = crate::hash::short(change.data_hash),
+                "restarting workload: its Secret changed"
+            );
+            report.restarted.push(shown);
+        }
+        // Deleted since it was seen: nothing to restart.
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => report.errors.push(format!(
+            "restarting {shown} in namespace {}: {}",
+            change.namespace,
+            api_error(&e)
+        )),
     }
 }
 

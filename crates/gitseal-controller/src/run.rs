@@ -65,7 +65,7 @@ pub struct Config {
     /// Reporting instance for Events (the pod name).
     pub instance: Option<String>,
     /// Restart opted-in workloads when a Secret's data changes
-    /// ([`crate::rollout`]); off by default (it needs list and patch on
+    /// ([`crate::rollout`]); off by default (it needs list, watch and patch on
     /// workloads).
     pub rollout: bool,
     /// Reconcile SealedSecrets in the controller's own namespace.
@@ -388,6 +388,7 @@ async fn lead_loop(
         // the retired-key gauge describe this term only.
         ctx.forget_all();
         ctx.secrets.stop();
+        ctx.workloads.stop();
     }
 }
 
@@ -441,8 +442,14 @@ fn watches(
         let follow = futures::stream::unfold(tx, |tx| async move {
             futures::future::pending::<()>().await;
             Some(((), tx))
-        })
-        .boxed();
+        });
+        // Rollout on change: the opted-in workloads ([`crate::rollout`]).
+        let follow = if ctx.rollout {
+            futures::stream::select(follow, ctx.workloads.clone().watch(client.clone(), None))
+                .boxed()
+        } else {
+            follow.boxed()
+        };
         return Watches {
             sealed,
             // The managed Secrets, reduced to fingerprints: reconcile reads
@@ -487,10 +494,26 @@ fn watches(
     let c = client.clone();
     let triggers = distrusting(
         ctx,
-        shard::merged(set, move |ns| {
+        shard::merged(set.clone(), move |ns| {
             crate::triggers::secret_triggers_in(Api::namespaced(c.clone(), ns))
         }),
     );
+    // Rollout on change: the opted-in workloads, per namespace too.
+    let follow = if ctx.rollout {
+        let (c, index) = (client.clone(), ctx.workloads.clone());
+        let left = ctx.workloads.clone();
+        let workloads = shard::per_namespace(set, move |ns| {
+            index.clone().watch(c.clone(), Some(ns.to_string()))
+        })
+        .map(move |item| {
+            if let shard::NsItem::Left(ns) = item {
+                left.left(&ns);
+            }
+        });
+        futures::stream::select(follow, workloads).boxed()
+    } else {
+        follow
+    };
     Watches {
         sealed,
         managed,
@@ -563,6 +586,9 @@ async fn leader_work(client: Client, config: Config, ctx: Arc<Context>, health: 
     let (reader, writer) = reflector::store();
     ctx.watch_live(reader.clone());
     ctx.secrets.start();
+    if ctx.rollout {
+        ctx.workloads.start();
+    }
     let watches = watches(&client, &config.scope, &ctx, writer);
     let Watches {
         sealed: sealed_stream,

@@ -108,6 +108,15 @@ fn expected_patch() -> Value {
 /// bodies of the PATCH requests. Fails on any request not in the script,
 /// in order, and on any request after it.
 async fn run(script: Vec<Step>, data_changed: bool) -> (Report, Vec<Value>) {
+    run_with(&WorkloadIndex::new(), script, data_changed).await
+}
+
+/// As [`run`], with the workloads known from `index`.
+async fn run_with(
+    index: &WorkloadIndex,
+    script: Vec<Step>,
+    data_changed: bool,
+) -> (Report, Vec<Value>) {
     let (svc, mut handle): (_, Handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let server = tokio::spawn(async move {
         use http_body_util::BodyExt;
@@ -147,7 +156,7 @@ async fn run(script: Vec<Step>, data_changed: bool) -> (Report, Vec<Value>) {
         data_hash: HASH,
         data_changed,
     };
-    let report = restart_on_change(&client, &change).await;
+    let report = restart_on_change(&client, index, &change).await;
     drop(client);
     let patches = server.await.expect("script followed");
     (report, patches)
@@ -277,8 +286,8 @@ async fn forbidden_and_missing_are_reported_or_skipped() {
     assert_eq!(
         report.errors,
         [
-            "listing Deployments in namespace app: forbidden (Forbidden by test); grant the controller list and patch on apps deployments, statefulsets and daemonsets",
-            "restarting DaemonSet/agent in namespace app: forbidden (Forbidden by test); grant the controller list and patch on apps deployments, statefulsets and daemonsets",
+            "listing Deployments in namespace app: forbidden (Forbidden by test); grant the controller list, watch and patch on apps deployments, statefulsets and daemonsets",
+            "restarting DaemonSet/agent in namespace app: forbidden (Forbidden by test); grant the controller list, watch and patch on apps deployments, statefulsets and daemonsets",
         ]
     );
     assert!(!report.is_ok());
@@ -328,6 +337,53 @@ async fn every_page_is_read() {
     ];
     let (report, _) = run(script, true).await;
     assert_eq!(report.restarted, ["Deployment/a", "Deployment/b"]);
+}
+
+fn decode<K: index::Kind>(v: Value) -> index::Workload<K> {
+    serde_json::from_value(v).expect("workload")
+}
+
+/// With the index listed, a change lists nothing: only the opted-in
+/// workloads that need it are patched, and the patch result is remembered.
+#[tokio::test]
+async fn a_listed_index_replaces_the_lists() {
+    use kube::runtime::watcher::Event;
+
+    let known = WorkloadIndex::new();
+    known.start();
+    known.on_event::<index::Deployments>(None, Event::Init);
+    for w in [
+        workload("Deployment", "web", Some("db"), Some(OLD)),
+        workload("Deployment", "worker", Some("db"), Some(HASH)),
+        workload("Deployment", "plain", None, Some(OLD)),
+    ] {
+        known.on_event::<index::Deployments>(None, Event::InitApply(decode(w)));
+    }
+    known.on_event::<index::Deployments>(None, Event::InitDone);
+    for init in [Event::Init, Event::InitDone] {
+        known.on_event::<index::StatefulSets>(None, init);
+    }
+    known.on_event::<index::DaemonSets>(Some("app"), Event::Init);
+    known.on_event::<index::DaemonSets>(
+        Some("app"),
+        Event::InitApply(decode(workload("DaemonSet", "agent", Some("db"), None))),
+    );
+    known.on_event::<index::DaemonSets>(Some("app"), Event::InitDone);
+
+    let script = vec![
+        patch("deployments", "web", 200),
+        patch("daemonsets", "agent", 200),
+    ];
+    let (report, patches) = run_with(&known, script, true).await;
+    assert_eq!(patches, vec![expected_patch(), expected_patch()]);
+    assert_eq!(report.restarted, ["Deployment/web", "DaemonSet/agent"]);
+    assert_eq!(report.up_to_date, ["Deployment/worker"]);
+
+    // The same change again (a retry): the patched hashes are known, no request.
+    let (report, patches) = run_with(&known, vec![], true).await;
+    assert!(patches.is_empty());
+    assert!(report.restarted.is_empty());
+    assert_eq!(report.up_to_date.len(), 3, "{report:?}");
 }
 
 #[test]

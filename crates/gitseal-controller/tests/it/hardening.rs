@@ -456,6 +456,13 @@ async fn immutable_replacement_never_loses_the_old_secret() {
     let first_bytes = fake.get_bytes("secrets", "app", "imm").unwrap_or_default();
 
     // The API refuses the new Secret (an admission webhook, a quota).
+    let dry_runs = || {
+        fake.request_tally()
+            .get("create secrets")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = dry_runs();
     fake.fail(Some(http::Method::POST), "dryRun=All", 422, 1000);
     fake.upsert("sealedsecrets", "app", object(b"two"));
     let (_, reason, message) = wait_for("ApplyFailed", 10, || {
@@ -466,7 +473,11 @@ async fn immutable_replacement_never_loses_the_old_secret() {
     .await;
     assert_eq!(reason, "ApplyFailed");
     assert!(message.contains("kept"), "{message}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Refused again on a retry, and still nothing else happened.
+    wait_for("a retried dry run", 10, || {
+        (dry_runs() >= before + 2).then_some(())
+    })
+    .await;
     assert_eq!(
         fake.get_bytes("secrets", "app", "imm").unwrap_or_default(),
         first_bytes,
@@ -489,7 +500,12 @@ async fn immutable_replacement_never_loses_the_old_secret() {
             .filter(|r| r.1 == "ApplyFailed" && r.2.contains("put back"))
     })
     .await;
-    let kept = fake.get("secrets", "app", "imm").unwrap_or_default();
+    // A retry may be between its delete and its put-back: wait until the
+    // old Secret is back, then it must be the old one.
+    let kept = wait_for("the old Secret back", 10, || {
+        fake.get("secrets", "app", "imm")
+    })
+    .await;
     assert_eq!(secret_data(&kept)["a"], b"one");
     assert_eq!(kept["immutable"], true);
     assert_ne!(kept["metadata"]["uid"], first["metadata"]["uid"]);

@@ -12,6 +12,7 @@ mod interpose;
 mod leader_ha;
 mod misc;
 mod process_smoke;
+mod rollout;
 mod scenarios;
 mod shards;
 mod startup;

@@ -523,7 +523,7 @@ fn deploy_base_is_complete_and_least_privilege() {
         }
     }
     // Rollout on change is opt-in: off in the Deployment, its RBAC apart,
-    // and only list and patch on workloads, never get/watch/update/delete.
+    // and only list, watch and patch on workloads, never get/update/delete.
     let args = c["args"].as_sequence().cloned().unwrap_or_default();
     assert!(
         args.iter()
@@ -541,7 +541,7 @@ fn deploy_base_is_complete_and_least_privilege() {
         .unwrap_or_else(|| panic!("no ClusterRole in rbac-rollout.yaml"));
     assert_eq!(
         serde_yaml::to_string(&role["rules"]).unwrap_or_default(),
-        "- apiGroups:\n  - apps\n  resources:\n  - deployments\n  - statefulsets\n  - daemonsets\n  verbs:\n  - list\n  - patch\n"
+        "- apiGroups:\n  - apps\n  resources:\n  - deployments\n  - statefulsets\n  - daemonsets\n  verbs:\n  - list\n  - watch\n  - patch\n"
     );
     assert!(docs
         .iter()

@@ -165,7 +165,7 @@ fn helm_and_kustomize_render_the_same_objects_for_the_same_settings() {
 #[test]
 fn rollout_on_change_is_off_by_default_and_brings_its_rbac_when_on() {
     let workload_rule = json!({"apiGroups": ["apps"],
-        "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["list", "patch"]});
+        "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["list", "watch", "patch"]});
     for (values, on) in [
         (json!({}), false),
         (json!({"rolloutOnChange": {"enabled": true}}), true),
