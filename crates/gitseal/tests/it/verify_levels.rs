@@ -91,10 +91,17 @@ fn text_report_shows_confidence_and_context() {
         "pkg/tls/testdata/key.pem:1:1: private-key (high confidence, test): ",
     ];
     for (line, want) in lines.iter().zip(want) {
-        assert!(line.starts_with(want), "{line:?} does not start with {want:?}");
+        assert!(
+            line.starts_with(want),
+            "{line:?} does not start with {want:?}"
+        );
         assert!(line.ends_with("[…]"), "{line}");
     }
-    assert!(out.stderr.contains("3 findings in 3 files"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("3 findings in 3 files"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
