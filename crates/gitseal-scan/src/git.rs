@@ -8,8 +8,9 @@
 //! user's git (index extensions, worktrees, `safe.directory`, alternates,
 //! partial clones). Each blob is read and scanned once, in parallel.
 
-use crate::kustomize::{self, Collected, Facts, Kustomization};
-use crate::{sort_findings, Error, Finding, Progress, ScanOutput, Scanner, Summary};
+use crate::collect::{Collector, Item, Origin};
+use crate::kustomize::{self, Kustomization};
+use crate::{Error, Progress, ScanOutput, Scanner};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -414,6 +415,15 @@ pub fn scan(
     pool.install(|| scan_entries(scanner, &root, source, entries, added.as_ref(), progress))
 }
 
+/// Where a blob sits, for the collector.
+fn origin(e: &Entry) -> Origin<'_> {
+    Origin {
+        path: &e.path,
+        commit: e.commit.as_deref(),
+        budget: kustomize::repo_budget(&e.path),
+    }
+}
+
 fn scan_entries(
     scanner: &Scanner,
     root: &Path,
@@ -423,13 +433,13 @@ fn scan_entries(
     progress: Option<&Progress>,
 ) -> Result<ScanOutput, Error> {
     let cfg = scanner.config();
-    let mut summary = Summary::default();
+    let mut all = Collector::default();
     // Each blob once (the first place it appeared); staged: each path.
     let mut seen = HashSet::new();
     let mut todo = Vec::new();
     for e in entries {
         if cfg.filter.is_ignored_repo_path(&e.path) {
-            summary.files_skipped += 1;
+            all.excluded();
             continue;
         }
         if *source != Source::Staged && !seen.insert(e.blob.clone()) {
@@ -438,17 +448,11 @@ fn scan_entries(
         todo.push(e);
     }
     let mut cat = CatFile::new(root)?;
-    let mut findings: Vec<Finding> = Vec::new();
     let mut batch: Vec<(Entry, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0usize;
     let empty: Ranges = Vec::new();
-    // secretGenerator references and the facts of the blobs they may read.
-    let mut collected = Collected::default();
-    let flush = |batch: &mut Vec<(Entry, Vec<u8>)>,
-                 findings: &mut Vec<Finding>,
-                 summary: &mut Summary,
-                 collected: &mut Collected| {
-        let results: Vec<(crate::BlobResult, Facts)> = batch
+    let flush = |batch: &mut Vec<(Entry, Vec<u8>)>, all: &mut Collector| {
+        let items: Vec<Item> = batch
             .par_iter()
             .map(|(e, data)| {
                 let ranges =
@@ -456,65 +460,31 @@ fn scan_entries(
                 let in_added = |line: usize| {
                     ranges.is_none_or(|r| r.iter().any(|&(s, t)| line >= s && line <= t))
                 };
-                let res = scanner.scan_blob(&e.path, data, Some(&in_added), e.commit.as_deref());
-                let facts = if crate::is_binary(data) {
-                    Facts::binary(&e.path, data, e.commit.as_deref())
-                } else {
-                    kustomize::facts(&e.path, data, Some(&in_added), e.commit.as_deref())
-                        .with_counted(res.allowed_lines.clone())
-                };
-                if let Some(p) = progress {
-                    p.add(data.len());
-                }
-                (res, facts)
+                scanner.scan_item(origin(e), data, Some(&in_added), progress)
             })
             .collect();
-        for ((r, f), (e, _)) in results.into_iter().zip(batch.iter()) {
-            summary.allowed_inline += r.allowed_inline;
-            findings.extend(r.findings);
-            if f.reportable() {
-                collected.facts.push(f);
-            }
-            if !r.refs.is_empty() {
-                collected.kusts.push(Kustomization {
-                    path: e.path.clone(),
-                    budget: kustomize::repo_budget(&e.path),
-                    commit: e.commit.clone(),
-                    refs: r.refs,
-                });
-            }
+        for item in items {
+            all.add(item);
         }
         batch.clear();
     };
     for e in todo {
         match cat.read(&e.blob, cfg.max_file_size)? {
-            Some(data) if !crate::is_binary(&data) => {
-                summary.files_scanned += 1;
-                summary.bytes_scanned += data.len() as u64;
+            Some(data) => {
                 batch_bytes += data.len();
                 batch.push((e, data));
                 if batch_bytes > 32 << 20 || batch.len() >= 4096 {
-                    flush(&mut batch, &mut findings, &mut summary, &mut collected);
+                    flush(&mut batch, &mut all);
                     batch_bytes = 0;
                 }
             }
-            Some(data) => {
-                summary.files_skipped += 1;
-                collected
-                    .facts
-                    .push(Facts::binary(&e.path, &data, e.commit.as_deref()));
-            }
-            None => {
-                summary.files_skipped += 1;
-                collected.facts.push(Facts::unread(
-                    &e.path,
-                    cfg.max_file_size.saturating_add(1),
-                    e.commit.as_deref(),
-                ));
-            }
+            None => all.add(Item::too_large(
+                origin(&e),
+                cfg.max_file_size.saturating_add(1),
+            )),
         }
     }
-    flush(&mut batch, &mut findings, &mut summary, &mut collected);
+    flush(&mut batch, &mut all);
     // Kustomizations the changes did not touch still read the files the
     // changes add: the index's (`--staged`) or HEAD's (`--since`).
     for (path, blob) in unchanged_kustomizations(root, source)? {
@@ -524,7 +494,7 @@ fn scan_entries(
         if let Some(data) = cat.read(&blob, cfg.max_file_size)? {
             let refs = scanner.kustomization_refs(&path, &data);
             if !refs.is_empty() {
-                collected.kusts.push(Kustomization {
+                all.add_kustomization(Kustomization {
                     budget: kustomize::repo_budget(&path),
                     path,
                     commit: None,
@@ -533,11 +503,7 @@ fn scan_entries(
             }
         }
     }
-    let generated = kustomize::resolve_all(&collected.kusts, &collected.facts);
-    summary.allowed_inline += generated.allowed_inline;
-    kustomize::merge(&mut findings, generated.findings);
-    sort_findings(&mut findings);
-    Ok(ScanOutput { findings, summary })
+    Ok(all.finish())
 }
 
 #[cfg(test)]

@@ -422,13 +422,6 @@ pub(crate) fn file_entry(entry: &str) -> (String, String) {
     }
 }
 
-/// Facts and kustomizations gathered while blobs are scanned.
-#[derive(Debug, Default)]
-pub(crate) struct Collected {
-    pub facts: Vec<Facts>,
-    pub kusts: Vec<Kustomization>,
-}
-
 /// What resolving produced.
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
@@ -557,7 +550,7 @@ pub(crate) fn merge(all: &mut Vec<Finding>, new: Vec<Finding>) {
         .map(|f| (f.path.as_str(), f.line, f.commit.as_deref()))
         .collect();
     all.retain(|f| {
-        crate::structural(f.rule)
+        f.rule.is_structural()
             || !lines.contains(&(normalize(&f.path).as_str(), f.line, f.commit.as_deref()))
     });
     all.extend(new);

@@ -25,6 +25,8 @@
 //! ```
 
 pub mod allow;
+mod catalog;
+mod collect;
 pub mod entropy;
 pub mod finding;
 pub mod git;
@@ -309,24 +311,6 @@ impl Scanner {
     }
 }
 
-/// Structural (Kubernetes) rules are independent checks and never hide
-/// each other; any other overlap keeps the higher-priority rule.
-pub(crate) fn structural(r: Rule) -> bool {
-    matches!(
-        r,
-        Rule::KubePlaintextSecret
-            | Rule::KustomizeSecretLiteral
-            | Rule::KustomizeSecretFile
-            | Rule::SealedValueInvalid
-            | Rule::SealedUnknownKey
-            | Rule::SealedBindingMismatch
-            | Rule::SealedRetiredKey
-            | Rule::SealedMissingRecipient
-            | Rule::SealedWrongEnvironment
-            | Rule::SealedTemplateInvalid
-    )
-}
-
 fn resolve_overlaps(mut hits: Vec<Hit>) -> Vec<Hit> {
     hits.sort_by_key(|h| (h.span.0, h.rule));
     let mut keep: Vec<Hit> = Vec::with_capacity(hits.len());
@@ -347,7 +331,9 @@ fn resolve_overlaps(mut hits: Vec<Hit>) -> Vec<Hit> {
             if h.rule == k.rule && h.start == k.start {
                 continue 'next; // duplicate
             }
-            if structural(h.rule) && structural(k.rule) {
+            // Structural (Kubernetes) rules are independent checks and never
+            // hide each other; any other overlap keeps the earlier rule.
+            if h.rule.is_structural() && k.rule.is_structural() {
                 continue;
             }
             if h.rule < k.rule {

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
-    /// `path:line:column: rule: message [preview]`, one finding a line.
+    /// `path:line:column: rule (confidence confidence, context): message
+    /// [preview]`, one finding a line.
     Text,
     /// `{"findings": [...], "summary": {...}}`.
     Json,
@@ -27,16 +28,20 @@ pub fn render(out: &ScanOutput, format: Format) -> Result<String, Error> {
     }
 }
 
-/// The text report: one line per finding.
+/// The text report: one line per finding, with how sure it is and where
+/// it sits, as JSON and SARIF carry them:
+/// `values.yaml:3:13: generic-secret (low confidence, production): … […]`.
 pub fn text(out: &ScanOutput) -> String {
     let mut s = String::new();
     for f in &out.findings {
         s.push_str(&format!(
-            "{}:{}:{}: {}: {} [{}]",
+            "{}:{}:{}: {} ({} confidence, {}): {} [{}]",
             escape_control(&f.path),
             f.line,
             f.column,
             f.rule.id(),
+            f.confidence.as_str(),
+            f.context.as_str(),
             escape_control(&f.message),
             f.redacted
         ));
@@ -119,17 +124,6 @@ fn uri_encode(path: &str) -> String {
     s
 }
 
-fn severity(rule: Rule) -> &'static str {
-    match rule {
-        Rule::GenericSecret
-        | Rule::Jwt
-        | Rule::SealedBindingMismatch
-        | Rule::SealedValueInvalid
-        | Rule::SealedTemplateInvalid => "7.0",
-        _ => "9.0",
-    }
-}
-
 fn precision(rule: Rule) -> &'static str {
     match rule.confidence() {
         Confidence::High => "very-high",
@@ -161,7 +155,7 @@ pub fn sarif(out: &ScanOutput) -> Result<String, Error> {
                 "fullDescription": {"text": r.description()},
                 "help": {"text": r.help(), "markdown": r.help()},
                 "defaultConfiguration": {"level": if r.confidence() == Confidence::Low { "warning" } else { "error" }},
-                "properties": {"tags": ["security", "secret"], "precision": precision(*r), "security-severity": severity(*r)}
+                "properties": {"tags": ["security", "secret"], "precision": precision(*r), "security-severity": r.security_severity()}
             })
         })
         .collect();

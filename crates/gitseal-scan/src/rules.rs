@@ -1,9 +1,11 @@
-//! Credential detection by pattern. One Aho-Corasick automaton over cheap
-//! literals (token prefixes and secret-like key words) finds candidate
-//! positions; each candidate runs a small, local check (an anchored regex,
-//! a checksum, a decode) on the bytes around it. Nothing runs a regex over
-//! a whole file.
+//! Credential detection by pattern. Two Aho-Corasick automata built from
+//! the rule table ([`crate::catalog`]) find candidate positions: one over
+//! the rules' token literals (prefixes and markers), one over secret-like
+//! key words. Each candidate runs its rule's small, local check (an
+//! anchored regex, a checksum, a decode) on the bytes around it. Nothing
+//! runs a regex over a whole file.
 
+use crate::catalog::{Check, Spec, RULES};
 use crate::entropy;
 use crate::finding::Rule;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -35,131 +37,39 @@ impl Hit {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Det {
-    AwsId,
-    Gcp,
-    Azure,
-    Github,
-    GithubFine,
-    Gitlab,
-    Slack,
-    SlackWebhook,
-    Stripe,
-    Sendgrid,
-    OpenaiMarker,
-    OpenaiPrefix,
-    Npm,
-    Pem,
-    Jwt,
-    Url,
-    Age,
-    Putty,
-    GoogleApi,
-    Pypi,
-    Jdbc,
+/// One prefilter hit handed to a rule's check.
+pub(crate) struct Candidate<'a> {
+    /// The whole blob.
+    pub data: &'a [u8],
+    /// Where the literal starts.
+    pub pos: usize,
+    /// The literal that matched.
+    pub literal: &'static str,
+    /// The rule's entry.
+    pub spec: &'static Spec,
+    /// The rule's compiled patterns, in table order.
+    pub patterns: &'a [Regex],
 }
 
-/// Case-sensitive literals: token prefixes and markers.
-const LITERALS: &[(&str, Det)] = &[
-    ("AKIA", Det::AwsId),
-    ("ASIA", Det::AwsId),
-    ("ABIA", Det::AwsId),
-    ("ACCA", Det::AwsId),
-    ("service_account", Det::Gcp),
-    ("AccountKey=", Det::Azure),
-    ("ghp_", Det::Github),
-    ("gho_", Det::Github),
-    ("ghu_", Det::Github),
-    ("ghs_", Det::Github),
-    ("ghr_", Det::Github),
-    ("github_pat_", Det::GithubFine),
-    ("glpat-", Det::Gitlab),
-    ("gldt-", Det::Gitlab),
-    ("glrt-", Det::Gitlab),
-    ("xox", Det::Slack),
-    ("hooks.slack.com/", Det::SlackWebhook),
-    ("sk_live_", Det::Stripe),
-    ("rk_live_", Det::Stripe),
-    ("SG.", Det::Sendgrid),
-    ("T3BlbkFJ", Det::OpenaiMarker),
-    ("sk-proj-", Det::OpenaiPrefix),
-    ("sk-svcacct-", Det::OpenaiPrefix),
-    ("sk-admin-", Det::OpenaiPrefix),
-    ("npm_", Det::Npm),
-    ("-----BEGIN ", Det::Pem),
-    ("eyJ", Det::Jwt),
-    ("://", Det::Url),
-    ("AGE-SECRET-KEY-1", Det::Age),
-    ("PuTTY-User-Key-File-", Det::Putty),
-    ("AIza", Det::GoogleApi),
-    ("pypi-AgE", Det::Pypi),
-    ("jdbc:", Det::Jdbc),
-];
+/// What checks remember while one blob is scanned.
+#[derive(Default)]
+pub(crate) struct FileState {
+    /// Start of the last line the OpenAI marker regex ran over.
+    openai_line: Option<usize>,
+    /// Whether the service-account check ran.
+    gcp_done: bool,
+}
 
-/// Secret-like key words, in the spellings identifiers use (lower, UPPER,
-/// Capitalised, camelCase). Searched case-sensitively: a small set of exact
-/// literals keeps the SIMD prefilter on, which a case-insensitive automaton
-/// loses.
-const KEY_WORDS: &[&str] = &[
-    "pass",
-    "Pass",
-    "PASS",
-    "pwd",
-    "Pwd",
-    "PWD",
-    "secret",
-    "Secret",
-    "SECRET",
-    "token",
-    "Token",
-    "TOKEN",
-    "credential",
-    "Credential",
-    "CREDENTIAL",
-    "apikey",
-    "apiKey",
-    "ApiKey",
-    "APIKEY",
-    "api_key",
-    "API_KEY",
-    "api-key",
-    "API-KEY",
-    "accesskey",
-    "accessKey",
-    "AccessKey",
-    "ACCESSKEY",
-    "access_key",
-    "ACCESS_KEY",
-    "privatekey",
-    "privateKey",
-    "PrivateKey",
-    "PRIVATEKEY",
-    "private_key",
-    "PRIVATE_KEY",
-    "_auth",
-];
-
-/// The compiled pattern rules.
+/// The compiled rule table.
 pub(crate) struct Patterns {
+    /// Token literals of every pattern rule.
     ac: AhoCorasick,
+    /// For each literal of `ac`: (rule, literal).
+    lits: Vec<(Rule, &'static str)>,
+    /// Secret-like key words of the key/value rules.
     keys: AhoCorasick,
-    aws_id: Regex,
-    github: Regex,
-    github_fine: Regex,
-    gitlab: Regex,
-    slack: Regex,
-    slack_webhook: Regex,
-    stripe: Regex,
-    sendgrid: Regex,
-    openai_prefix: Regex,
-    openai_marker: Regex,
-    npm: Regex,
-    jwt: Regex,
-    azure: Regex,
-    age: Regex,
-    google_api: Regex,
-    pypi: Regex,
+    /// Compiled patterns, indexed by rule.
+    regexes: Vec<Vec<Regex>>,
 }
 
 fn re(s: &str) -> Regex {
@@ -169,127 +79,61 @@ fn re(s: &str) -> Regex {
     Regex::new(s).expect("built-in pattern compiles")
 }
 
+fn automaton<'a>(literals: impl IntoIterator<Item = &'a str>) -> AhoCorasick {
+    #[allow(clippy::expect_used)]
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(literals)
+        .expect("built-in literals compile")
+}
+
 impl Patterns {
     pub(crate) fn new() -> Patterns {
-        #[allow(clippy::expect_used)]
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(LITERALS.iter().map(|(l, _)| l))
-            .expect("built-in literals compile");
-        #[allow(clippy::expect_used)]
-        let keys = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(KEY_WORDS)
-            .expect("built-in key words compile");
+        let mut lits = Vec::new();
+        let mut key_words: Vec<&'static str> = Vec::new();
+        for s in RULES {
+            match s.check {
+                Check::Token { .. } | Check::Crc32 | Check::Custom(_) => {
+                    lits.extend(s.literals.iter().map(|l| (s.rule, *l)));
+                }
+                Check::KeyValue => key_words.extend(s.literals.iter().copied()),
+                Check::Structural | Check::Narrowed => {}
+            }
+        }
         Patterns {
-            ac,
-            keys,
-            aws_id: re(r"^(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}"),
-            github: re(r"^gh[pousr]_[A-Za-z0-9]{36}"),
-            github_fine: re(r"^github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}"),
-            gitlab: re(r"^gl(?:pat|dt|rt)-[A-Za-z0-9_\-]{20,300}(?:\.[0-9a-z]{2}[0-9a-z]{7})?"),
-            slack: re(r"^xox[abprse]-(?:[0-9]{6,}-)+[A-Za-z0-9\-]{10,}"),
-            slack_webhook: re(
-                r"^hooks\.slack\.com/(?:services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}|workflows/T[A-Z0-9]{6,}/A[A-Z0-9]{6,}/[0-9]{10,}/[A-Za-z0-9]{20,})",
-            ),
-            stripe: re(r"^[rs]k_live_[A-Za-z0-9]{20,247}"),
-            sendgrid: re(r"^SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),
-            openai_prefix: re(r"^sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,250}"),
-            openai_marker: re(
-                r"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_\-]{16,200}T3BlbkFJ[A-Za-z0-9_\-]{16,200}",
-            ),
-            npm: re(r"^npm_[A-Za-z0-9]{36}"),
-            jwt: re(r"^eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"),
-            azure: re(r"^AccountKey=([A-Za-z0-9+/]{86}==)"),
-            age: re(r"^AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
-            google_api: re(r"^AIza[0-9A-Za-z_\-]{35}"),
-            pypi: re(r"^pypi-AgE[A-Za-z0-9_\-]{70,}"),
+            ac: automaton(lits.iter().map(|(_, l)| *l)),
+            lits,
+            keys: automaton(key_words),
+            regexes: RULES
+                .iter()
+                .map(|s| s.patterns.iter().map(|p| re(p)).collect())
+                .collect(),
         }
     }
 
     /// Runs every pattern rule over one blob found at `path`.
     pub(crate) fn scan(&self, path: &str, data: &[u8], out: &mut Vec<Hit>) {
-        let lang = Lang::of(path);
-        let mut last_marker_line = usize::MAX;
-        let mut gcp_done = false;
+        let mut state = FileState::default();
         for m in self.ac.find_iter(data) {
-            let pos = m.start();
-            let det = LITERALS[m.pattern().as_usize()].1;
-            match det {
-                Det::AwsId => self.aws_id(data, pos, out),
-                Det::Gcp => {
-                    if !gcp_done {
-                        gcp_done = true;
-                        gcp(data, out);
-                    }
-                }
-                Det::Azure => self.azure(data, pos, out),
-                Det::Github => self.checksummed(data, pos, &self.github, 4, Rule::GithubToken, out),
-                Det::Npm => self.checksummed(data, pos, &self.npm, 4, Rule::NpmToken, out),
-                Det::GithubFine => self.anchored(
-                    data,
-                    pos,
-                    &self.github_fine,
-                    Rule::GithubFineGrainedToken,
-                    true,
-                    out,
-                ),
-                Det::Gitlab => self.anchored(data, pos, &self.gitlab, Rule::GitlabToken, true, out),
-                Det::Slack => self.anchored(data, pos, &self.slack, Rule::SlackToken, true, out),
-                Det::SlackWebhook => self.anchored(
-                    data,
-                    pos,
-                    &self.slack_webhook,
-                    Rule::SlackWebhook,
-                    false,
-                    out,
-                ),
-                Det::Stripe => {
-                    self.anchored(data, pos, &self.stripe, Rule::StripeSecretKey, true, out)
-                }
-                Det::Sendgrid => {
-                    self.anchored(data, pos, &self.sendgrid, Rule::SendgridApiKey, false, out)
-                }
-                Det::OpenaiPrefix => self.anchored(
-                    data,
-                    pos,
-                    &self.openai_prefix,
-                    Rule::OpenaiApiKey,
-                    true,
-                    out,
-                ),
-                Det::OpenaiMarker => {
-                    let (ls, le) = line_bounds(data, pos);
-                    if ls != last_marker_line {
-                        last_marker_line = ls;
-                        for mm in self.openai_marker.find_iter(&data[ls..le]) {
-                            let (s, e) = (ls + mm.start(), ls + mm.end());
-                            if boundary_before(data, s) && boundary_after(data, e) {
-                                out.push(Hit::new(
-                                    Rule::OpenaiApiKey,
-                                    s,
-                                    e,
-                                    data,
-                                    "OpenAI API key".into(),
-                                ));
-                            }
-                        }
-                    }
-                }
-                Det::Pem => pem(data, pos, out),
-                Det::Jwt => self.jwt(data, pos, out),
-                Det::Url => url_password(data, pos, out),
-                Det::Age => self.age(data, pos, out),
-                Det::Putty => putty(data, pos, out),
-                Det::GoogleApi => {
-                    self.anchored(data, pos, &self.google_api, Rule::GoogleApiKey, true, out)
-                }
-                Det::Pypi => self.anchored(data, pos, &self.pypi, Rule::PypiToken, false, out),
-                Det::Jdbc => jdbc_password(data, pos, out),
+            let (rule, literal) = self.lits[m.pattern().as_usize()];
+            let spec = rule.spec();
+            let c = Candidate {
+                data,
+                pos: m.start(),
+                literal,
+                spec,
+                patterns: &self.regexes[rule as usize],
+            };
+            match spec.check {
+                Check::Token { random_tail } => token(&c, random_tail, out),
+                Check::Crc32 => crc32_token(&c, out),
+                Check::Custom(check) => check(&c, &mut state, out),
+                Check::KeyValue | Check::Structural | Check::Narrowed => {}
             }
         }
         // Secret-like keys: one identifier is looked at once even when it
         // holds several key words (`CLIENT_SECRET_TOKEN`).
+        let lang = Lang::of(path);
         let mut done_until = 0usize;
         for m in self.keys.find_iter(data) {
             if m.start() < done_until {
@@ -298,201 +142,215 @@ impl Patterns {
             done_until = key_value(data, lang, m.start(), m.end(), out);
         }
     }
+}
 
-    fn anchored(
-        &self,
-        data: &[u8],
-        pos: usize,
-        re: &Regex,
-        rule: Rule,
-        need_entropy: bool,
-        out: &mut Vec<Hit>,
-    ) {
-        if !boundary_before(data, pos) {
-            return;
-        }
-        let window = &data[pos..data.len().min(pos + 512)];
-        let Some(m) = re.find(window) else { return };
-        let end = pos + m.end();
-        if !boundary_after(data, end) {
-            return;
-        }
-        let tok = &data[pos..end];
-        if need_entropy {
-            // The random part after the public prefix must look random.
-            let tail = rule
-                .public_prefix()
-                .iter()
-                .filter(|p| tok.starts_with(p.as_bytes()))
-                .map(|p| &tok[p.len()..])
-                .min_by_key(|t| t.len())
-                .unwrap_or(tok);
-            if entropy::is_placeholder(tail) || entropy::shannon(tail) < 3.0 {
-                return;
-            }
-        }
-        out.push(Hit::new(rule, pos, end, data, rule.description().into()));
+/// The end of the token at the candidate, matched by the rule's first
+/// pattern in a `window` after a word boundary (and before one, with
+/// `bounded`).
+fn anchored_token(c: &Candidate<'_>, window: usize, bounded: bool) -> Option<usize> {
+    let (data, pos) = (c.data, c.pos);
+    if !boundary_before(data, pos) {
+        return None;
     }
+    let m = c
+        .patterns
+        .first()?
+        .find(&data[pos..data.len().min(pos + window)])?;
+    let end = pos + m.end();
+    (!bounded || boundary_after(data, end)).then_some(end)
+}
 
-    fn checksummed(
-        &self,
-        data: &[u8],
-        pos: usize,
-        re: &Regex,
-        prefix_len: usize,
-        rule: Rule,
-        out: &mut Vec<Hit>,
-    ) {
-        if !boundary_before(data, pos) {
+/// [`Check::Token`].
+fn token(c: &Candidate<'_>, random_tail: bool, out: &mut Vec<Hit>) {
+    let Some(end) = anchored_token(c, 512, true) else {
+        return;
+    };
+    let rule = c.spec.rule;
+    let tok = &c.data[c.pos..end];
+    if random_tail {
+        // The random part after the public prefix must look random.
+        let tail = rule
+            .public_prefix()
+            .iter()
+            .filter(|p| tok.starts_with(p.as_bytes()))
+            .map(|p| &tok[p.len()..])
+            .min_by_key(|t| t.len())
+            .unwrap_or(tok);
+        if entropy::is_placeholder(tail) || entropy::shannon(tail) < 3.0 {
             return;
         }
-        let window = &data[pos..data.len().min(pos + 64)];
-        let Some(m) = re.find(window) else { return };
-        let end = pos + m.end();
-        if !boundary_after(data, end) {
-            return;
-        }
-        let body = &data[pos + prefix_len..end];
-        if !base62_crc_ok(body) {
-            return;
-        }
-        out.push(Hit::new(
-            rule,
-            pos,
-            end,
-            data,
-            format!("{} (checksum verified)", rule.description()),
-        ));
     }
+    out.push(Hit::new(
+        rule,
+        c.pos,
+        end,
+        c.data,
+        rule.description().into(),
+    ));
+}
 
-    fn aws_id(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
-        if !boundary_before(data, pos) {
-            return;
-        }
-        let window = &data[pos..data.len().min(pos + 20)];
-        let Some(m) = self.aws_id.find(window) else {
-            return;
-        };
-        let end = pos + m.end();
-        if !boundary_after(data, end) {
-            return;
-        }
-        let tok = &data[pos..end];
-        if memchr::memmem::find(tok, b"EXAMPLE").is_some() || entropy::shannon(&tok[4..]) < 3.0 {
-            return;
-        }
-        out.push(Hit::new(
-            Rule::AwsAccessKeyId,
-            pos,
-            end,
-            data,
-            "AWS access key id".into(),
-        ));
+/// [`Check::Crc32`]: the checksum follows the literal's 30 random characters.
+fn crc32_token(c: &Candidate<'_>, out: &mut Vec<Hit>) {
+    let Some(end) = anchored_token(c, 64, true) else {
+        return;
+    };
+    if !base62_crc_ok(&c.data[c.pos + c.literal.len()..end]) {
+        return;
     }
+    let rule = c.spec.rule;
+    out.push(Hit::new(
+        rule,
+        c.pos,
+        end,
+        c.data,
+        format!("{} (checksum verified)", rule.description()),
+    ));
+}
 
-    fn azure(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
-        let window = &data[pos..data.len().min(pos + 120)];
-        let Some(c) = self.azure.captures(window) else {
-            return;
-        };
-        let Some(k) = c.get(1) else { return };
-        let (s, e) = (pos + k.start(), pos + k.end());
-        if entropy::shannon(&data[s..e]) < 4.0 {
-            return;
-        }
-        out.push(Hit::new(
-            Rule::AzureStorageKey,
-            s,
-            e,
-            data,
-            "Azure storage account key in a connection string".into(),
-        ));
+/// OpenAI keys: a `sk-proj-`/`sk-svcacct-`/`sk-admin-` token, or any `sk-`
+/// token around the "OpenAI" marker (the marker's line is searched once).
+pub(crate) fn openai(c: &Candidate<'_>, state: &mut FileState, out: &mut Vec<Hit>) {
+    if c.literal != "T3BlbkFJ" {
+        token(c, true, out);
+        return;
     }
-
-    fn jwt(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
-        if !boundary_before(data, pos) {
-            return;
+    let Some(marker) = c.patterns.get(1) else {
+        return;
+    };
+    let data = c.data;
+    let (ls, le) = line_bounds(data, c.pos);
+    if state.openai_line == Some(ls) {
+        return;
+    }
+    state.openai_line = Some(ls);
+    for mm in marker.find_iter(&data[ls..le]) {
+        let (s, e) = (ls + mm.start(), ls + mm.end());
+        if boundary_before(data, s) && boundary_after(data, e) {
+            out.push(Hit::new(
+                Rule::OpenaiApiKey,
+                s,
+                e,
+                data,
+                "OpenAI API key".into(),
+            ));
         }
-        let window = &data[pos..data.len().min(pos + 8192)];
-        let Some(m) = self.jwt.find(window) else {
-            return;
-        };
-        let end = pos + m.end();
-        let tok = &data[pos..end];
-        let mut parts = tok.split(|&b| b == b'.');
-        let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
-            return;
-        };
-        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let (Ok(h), Ok(p)) = (engine.decode(h), engine.decode(p)) else {
-            return;
-        };
-        let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(&h) else {
-            return;
-        };
-        let Ok(serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(&p)
-        else {
-            return;
-        };
-        let Some(alg) = header.get("alg").and_then(|a| a.as_str()) else {
-            return;
-        };
-        if alg.eq_ignore_ascii_case("none") {
-            return;
-        }
-        out.push(Hit::new(
-            Rule::Jwt,
-            pos,
-            end,
-            data,
-            format!(
-                "JSON Web Token (alg {})",
-                crate::finding::escape_control(alg)
-            ),
-        ));
     }
 }
 
-impl Patterns {
-    /// An age X25519 identity (`AGE-SECRET-KEY-1…`), the format of
-    /// gitseal's own private keys: reported only when its bech32 checksum
-    /// holds and it decodes to 32 bytes.
-    fn age(&self, data: &[u8], pos: usize, out: &mut Vec<Hit>) {
-        if !boundary_before(data, pos) {
-            return;
-        }
-        let window = &data[pos..data.len().min(pos + 80)];
-        let Some(m) = self.age.find(window) else {
-            return;
-        };
-        let end = pos + m.end();
-        if !boundary_after(data, end) {
-            return;
-        }
-        let Ok(text) = std::str::from_utf8(&data[pos..end]) else {
-            return;
-        };
-        let Ok((hrp, bytes)) = bech32::decode(text) else {
-            return;
-        };
-        if !hrp.as_str().eq_ignore_ascii_case("age-secret-key-") || bytes.len() != 32 {
-            return;
-        }
-        out.push(Hit::new(
-            Rule::AgeSecretKey,
-            pos,
-            end,
-            data,
-            "age secret key (checksum verified): a private key that opens everything sealed to it"
-                .into(),
-        ));
+/// An Azure storage account key in a connection string (`AccountKey=…`).
+pub(crate) fn azure(c: &Candidate<'_>, _: &mut FileState, out: &mut Vec<Hit>) {
+    let (data, pos) = (c.data, c.pos);
+    let window = &data[pos..data.len().min(pos + 120)];
+    let Some(k) = c
+        .patterns
+        .first()
+        .and_then(|p| p.captures(window))
+        .and_then(|c| c.get(1))
+    else {
+        return;
+    };
+    let (s, e) = (pos + k.start(), pos + k.end());
+    if entropy::shannon(&data[s..e]) < 4.0 {
+        return;
+    }
+    out.push(Hit::new(
+        Rule::AzureStorageKey,
+        s,
+        e,
+        data,
+        "Azure storage account key in a connection string".into(),
+    ));
+}
+
+/// A JSON Web Token whose header and payload decode to JSON objects and
+/// whose algorithm is not `none`.
+pub(crate) fn jwt(c: &Candidate<'_>, _: &mut FileState, out: &mut Vec<Hit>) {
+    let Some(end) = anchored_token(c, 8192, false) else {
+        return;
+    };
+    let (data, pos) = (c.data, c.pos);
+    let tok = &data[pos..end];
+    let mut parts = tok.split(|&b| b == b'.');
+    let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (Ok(h), Ok(p)) = (engine.decode(h), engine.decode(p)) else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(&h) else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(&p) else {
+        return;
+    };
+    let Some(alg) = header.get("alg").and_then(|a| a.as_str()) else {
+        return;
+    };
+    if alg.eq_ignore_ascii_case("none") {
+        return;
+    }
+    out.push(Hit::new(
+        Rule::Jwt,
+        pos,
+        end,
+        data,
+        format!(
+            "JSON Web Token (alg {})",
+            crate::finding::escape_control(alg)
+        ),
+    ));
+}
+
+/// An age X25519 identity (`AGE-SECRET-KEY-1…`), the format of gitseal's
+/// own private keys: reported only when its bech32 checksum holds and it
+/// decodes to 32 bytes.
+pub(crate) fn age(c: &Candidate<'_>, _: &mut FileState, out: &mut Vec<Hit>) {
+    let Some(end) = anchored_token(c, 80, true) else {
+        return;
+    };
+    let (data, pos) = (c.data, c.pos);
+    let Ok(text) = std::str::from_utf8(&data[pos..end]) else {
+        return;
+    };
+    let Ok((hrp, bytes)) = bech32::decode(text) else {
+        return;
+    };
+    if !hrp.as_str().eq_ignore_ascii_case("age-secret-key-") || bytes.len() != 32 {
+        return;
+    }
+    out.push(Hit::new(
+        Rule::AgeSecretKey,
+        pos,
+        end,
+        data,
+        "age secret key (checksum verified): a private key that opens everything sealed to it"
+            .into(),
+    ));
+}
+
+/// A Google Cloud service account key file (checked once per blob).
+pub(crate) fn gcp(c: &Candidate<'_>, state: &mut FileState, out: &mut Vec<Hit>) {
+    if !state.gcp_done {
+        state.gcp_done = true;
+        gcp_file(c.data, out);
+    }
+}
+
+/// Connection strings: `scheme://user:password@host` and JDBC URLs.
+pub(crate) fn url_password(c: &Candidate<'_>, _: &mut FileState, out: &mut Vec<Hit>) {
+    if c.literal == "jdbc:" {
+        jdbc_password(c.data, c.pos, out);
+    } else {
+        userinfo_password(c.data, c.pos, out);
     }
 }
 
 /// A PuTTY private key file (`PuTTY-User-Key-File-2:`/`-3:`): its
 /// `Private-Lines` hold the key (encrypted or not); reported when they hold
 /// real base64 material.
-fn putty(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+pub(crate) fn putty(c: &Candidate<'_>, _: &mut FileState, out: &mut Vec<Hit>) {
+    let (data, pos) = (c.data, c.pos);
     let (ls, _) = line_bounds(data, pos);
     if pos != ls {
         return;
@@ -646,7 +504,8 @@ pub(crate) fn line_bounds(data: &[u8], pos: usize) -> (usize, usize) {
 /// A PEM or OpenSSH private key block: BEGIN header, a body of real key
 /// material (not "..."), and the matching END line. Handles blocks written
 /// with `\n` escapes inside JSON strings.
-fn pem(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+pub(crate) fn pem(c: &Candidate<'_>, _: &mut FileState, out: &mut Vec<Hit>) {
+    let (data, pos) = (c.data, c.pos);
     let after = pos + "-----BEGIN ".len();
     let hdr_window = &data[after..data.len().min(after + 64)];
     let Some(close) = memchr::memmem::find(hdr_window, b"-----") else {
@@ -733,7 +592,7 @@ fn pem(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
 /// A Google Cloud service account key file: a JSON object with
 /// `"type": "service_account"`, `client_email` and a `private_key` holding
 /// a PEM block.
-fn gcp(data: &[u8], out: &mut Vec<Hit>) {
+fn gcp_file(data: &[u8], out: &mut Vec<Hit>) {
     let Some(t) = memchr::memmem::find(data, b"\"type\"") else {
         return;
     };
@@ -814,7 +673,7 @@ fn value_is_secret(value: &[u8]) -> bool {
 }
 
 /// `scheme://user:password@host` with a real password.
-fn url_password(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
+fn userinfo_password(data: &[u8], pos: usize, out: &mut Vec<Hit>) {
     // Scheme: letters, digits, + . - directly before "://".
     let mut s = pos;
     while s > 0 && pos - s < 32 {

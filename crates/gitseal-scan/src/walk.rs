@@ -3,11 +3,10 @@
 //! outside a repository, never enters `.git`), skipping binary files,
 //! files over the size cap and ignored paths.
 
-use crate::kustomize::{self, Facts, Kustomization};
-use crate::{sort_findings, Error, Finding, Progress, ScanOutput, Scanner, Summary};
-use ignore::{WalkBuilder, WalkState};
+use crate::collect::{Collector, Item, Origin};
+use crate::{Error, Progress, ScanOutput, Scanner};
+use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Display form of a walked path: without a leading `./`.
@@ -48,125 +47,104 @@ pub(crate) fn scan_paths(
         .threads(threads)
         .filter_entry(|e| e.file_name() != ".git");
 
-    let findings: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let scanned = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let skipped = AtomicU64::new(0);
-    let allowed = AtomicU64::new(0);
-    // For secretGenerator references: what each file would contribute, and
-    // the references of each kustomization (resolved after the walk).
-    let facts: Mutex<Vec<Facts>> = Mutex::new(Vec::new());
-    let kusts: Mutex<Vec<Kustomization>> = Mutex::new(Vec::new());
-    let keep = |f: Facts| {
-        if f.reportable() {
-            if let Ok(mut all) = facts.lock() {
-                all.push(f);
-            }
-        }
+    let shared = Shared {
+        scanner,
+        progress,
+        all: Mutex::new(Collector::default()),
+        first_error: Mutex::new(None),
     };
-
-    b.build_parallel().run(|| {
-        Box::new(|entry| {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(err) => {
-                    // An unreadable directory entry is reported, not fatal.
-                    if let Ok(mut slot) = first_error.lock() {
-                        if slot.is_none() {
-                            *slot = Some(Error::Walk {
-                                path: String::new(),
-                                message: err.to_string(),
-                            });
-                        }
-                    }
-                    return WalkState::Continue;
-                }
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return WalkState::Continue;
-            }
-            let path = entry.path();
-            if cfg.filter.is_ignored(path) {
-                skipped.fetch_add(1, Ordering::Relaxed);
-                return WalkState::Continue;
-            }
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            if size > cfg.max_file_size {
-                skipped.fetch_add(1, Ordering::Relaxed);
-                keep(Facts::unread(&display(path), size, None));
-                return WalkState::Continue;
-            }
-            let data = match std::fs::read(path) {
-                Ok(d) => d,
-                Err(source) => {
-                    if let Ok(mut slot) = first_error.lock() {
-                        if slot.is_none() {
-                            *slot = Some(Error::Io {
-                                path: display(path),
-                                source,
-                            });
-                        }
-                    }
-                    return WalkState::Continue;
-                }
-            };
-            if crate::is_binary(&data) {
-                skipped.fetch_add(1, Ordering::Relaxed);
-                keep(Facts::binary(&display(path), &data, None));
-                return WalkState::Continue;
-            }
-            let shown = display(path);
-            let mut res = scanner.scan_blob(&shown, &data, None, None);
-            keep(
-                kustomize::facts(&shown, &data, None, None)
-                    .with_counted(std::mem::take(&mut res.allowed_lines)),
-            );
-            if !res.refs.is_empty() {
-                if let Ok(mut all) = kusts.lock() {
-                    all.push(Kustomization {
-                        path: shown.clone(),
-                        budget: entry.depth().saturating_sub(1),
-                        commit: None,
-                        refs: std::mem::take(&mut res.refs),
-                    });
-                }
-            }
-            scanned.fetch_add(1, Ordering::Relaxed);
-            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            if let Some(p) = progress {
-                p.add(data.len());
-            }
-            allowed.fetch_add(res.allowed_inline, Ordering::Relaxed);
-            if !res.findings.is_empty() {
-                if let Ok(mut all) = findings.lock() {
-                    all.extend(res.findings);
-                }
-            }
-            WalkState::Continue
-        })
-    });
-
-    if let Some(err) = first_error.into_inner().ok().flatten() {
+    b.build_parallel().visit(&mut &shared);
+    if let Some(err) = shared.first_error.into_inner().ok().flatten() {
         return Err(err);
     }
-    let mut findings = findings.into_inner().unwrap_or_default();
-    let generated = kustomize::resolve_all(
-        &kusts.into_inner().unwrap_or_default(),
-        &facts.into_inner().unwrap_or_default(),
-    );
-    kustomize::merge(&mut findings, generated.findings);
-    allowed.fetch_add(generated.allowed_inline, Ordering::Relaxed);
-    sort_findings(&mut findings);
-    Ok(ScanOutput {
-        findings,
-        summary: Summary {
-            files_scanned: scanned.into_inner(),
-            bytes_scanned: bytes.into_inner(),
-            files_skipped: skipped.into_inner(),
-            allowed_inline: allowed.into_inner(),
-            allowed_baseline: 0,
-            filtered: 0,
-        },
-    })
+    Ok(shared.all.into_inner().unwrap_or_default().finish())
+}
+
+/// What the walker threads share.
+struct Shared<'a> {
+    scanner: &'a Scanner,
+    progress: Option<&'a Progress>,
+    /// Each thread's collector is added here when the thread ends.
+    all: Mutex<Collector>,
+    first_error: Mutex<Option<Error>>,
+}
+
+impl Shared<'_> {
+    fn error(&self, err: Error) {
+        if let Ok(mut slot) = self.first_error.lock() {
+            if slot.is_none() {
+                *slot = Some(err);
+            }
+        }
+    }
+}
+
+impl<'s> ParallelVisitorBuilder<'s> for &'s Shared<'s> {
+    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
+        Box::new(Visitor {
+            shared: self,
+            mine: Collector::default(),
+        })
+    }
+}
+
+/// One walker thread: scans the files it is handed into its own collector.
+struct Visitor<'s> {
+    shared: &'s Shared<'s>,
+    mine: Collector,
+}
+
+impl Drop for Visitor<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut all) = self.shared.all.lock() {
+            all.absorb(std::mem::take(&mut self.mine));
+        }
+    }
+}
+
+impl ParallelVisitor for Visitor<'_> {
+    fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                // An unreadable directory entry is reported, not fatal.
+                self.shared.error(Error::Walk {
+                    path: String::new(),
+                    message: err.to_string(),
+                });
+                return WalkState::Continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            return WalkState::Continue;
+        }
+        let path = entry.path();
+        let scanner = self.shared.scanner;
+        if scanner.config().filter.is_ignored(path) {
+            self.mine.excluded();
+            return WalkState::Continue;
+        }
+        let shown = display(path);
+        let origin = Origin {
+            path: &shown,
+            commit: None,
+            budget: entry.depth().saturating_sub(1),
+        };
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > scanner.config().max_file_size {
+            self.mine.add(Item::too_large(origin, size));
+            return WalkState::Continue;
+        }
+        match std::fs::read(path) {
+            Ok(data) => {
+                let item = scanner.scan_item(origin, &data, None, self.shared.progress);
+                self.mine.add(item);
+            }
+            Err(source) => self.shared.error(Error::Io {
+                path: shown.clone(),
+                source,
+            }),
+        }
+        WalkState::Continue
+    }
 }

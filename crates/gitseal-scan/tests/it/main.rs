@@ -6,6 +6,7 @@
 
 mod allow;
 mod commits;
+mod corpus;
 mod git;
 mod hardening;
 mod kube;

@@ -25,11 +25,56 @@ fn text_is_redacted_and_escaped() {
     assert!(!text.contains(&tok));
     assert!(!text.contains('\u{1b}'));
     assert!(
-        text.contains("ev\\u{1b}[31mil.txt:1:5: github-token: "),
+        text.contains("ev\\u{1b}[31mil.txt:1:5: github-token (high confidence, production): "),
         "{text}"
     );
-    assert!(text.contains("b.txt:2:7: github-token:"));
+    assert!(text.contains("b.txt:2:7: github-token (high confidence, production): GitHub"));
     assert!(text.contains("[ghp_…]"), "{text}");
+}
+
+#[test]
+fn text_shows_confidence_and_context_like_json() {
+    let value = crate::rand_str(71, 32, crate::ALNUM);
+    let mut findings = scanner().scan_bytes(
+        "charts/app/tests/values.yaml",
+        format!("db:\n  password: {value}\n").as_bytes(),
+    );
+    findings.extend(scanner().scan_bytes(
+        "docs/setup.md",
+        format!("export TOKEN={}\n", checksummed("ghp_", 72)).as_bytes(),
+    ));
+    let out = ScanOutput {
+        findings,
+        ..Default::default()
+    };
+    let text = report::text(&out);
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json_report(&out).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "charts/app/tests/values.yaml:2:13: generic-secret (low confidence, test): "
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("docs/setup.md:1:14: github-token (high confidence, docs): "),
+        "{text}"
+    );
+    for (line, f) in lines
+        .iter()
+        .zip(json["findings"].as_array().into_iter().flatten())
+    {
+        let shown = format!(
+            "({} confidence, {})",
+            f["confidence"].as_str().unwrap_or("?"),
+            f["context"].as_str().unwrap_or("?")
+        );
+        assert!(line.contains(&shown), "{line} vs {f}");
+    }
+    assert!(!text.contains(&value));
 }
 
 #[test]

@@ -15,7 +15,7 @@ const KUSTOMIZATION: &str =
 /// the preview shows nothing of the value.
 fn report_line(line: usize, pw: &str) -> String {
     assert!(pw.len() > 4);
-    format!("deploy/creds.env:{line}:1: kustomize-secret-file: {MESSAGE} […]\n")
+    format!("deploy/creds.env:{line}:1: kustomize-secret-file (high confidence, production): {MESSAGE} […]\n")
 }
 
 const MESSAGE: &str = "plaintext `DB_PASSWORD` is read by secretGenerator `db` (envs) of deploy/kustomization.yaml: seal it with `gitseal seal`, then delete this file and remove it from Git history";

@@ -1,4 +1,4 @@
-//! `gitseal verify` confidence and context: JSON and SARIF carry both,
+//! `gitseal verify` confidence and context: text, JSON and SARIF carry both,
 //! `--min-confidence` and `--exclude-context` leave findings out (and say
 //! how many), nothing is dropped by default; baselines are keyed (version 2),
 //! version 1 baselines still work with a warning, a bad one changes nothing.
@@ -52,6 +52,37 @@ fn seen(v: &serde_json::Value) -> Vec<(String, String, String, String)> {
         .collect();
     all.sort();
     all
+}
+
+#[test]
+fn text_report_shows_confidence_and_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let secrets = tree(d);
+    let s: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let out = Run::new(d, &["verify", "--no-progress", "."])
+        .no_secret_output(&s)
+        .out();
+    out.exits(1);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    let want = [
+        "deploy/values.yaml:2:13: generic-secret (low confidence, production): ",
+        "docs/setup.md:1:16: generic-secret (low confidence, docs): ",
+        "pkg/tls/testdata/key.pem:1:1: private-key (high confidence, test): ",
+    ];
+    for (line, want) in lines.iter().zip(want) {
+        assert!(
+            line.starts_with(want),
+            "{line:?} does not start with {want:?}"
+        );
+        assert!(line.ends_with("[…]"), "{line}");
+    }
+    assert!(
+        out.stderr.contains("3 findings in 3 files"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
