@@ -74,7 +74,7 @@ fn put(fake: &FakeApi, id: &Identity, ns: &str, name: &str, value: &[u8]) {
 }
 
 async fn synced(fake: &FakeApi, ns: &str, name: &str, value: &[u8]) -> String {
-    wait_for(&format!("{ns}/{name} holds the value"), 15, || {
+    wait_for(&format!("{ns}/{name} holds the value"), 30, || {
         let s = fake.get("secrets", ns, name)?;
         (secret_data(&s).get("k").map(Vec::as_slice) == Some(value)).then_some(())
     })
