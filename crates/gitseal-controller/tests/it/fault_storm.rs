@@ -1,0 +1,124 @@
+//! The fault storm in the suite (the harness is [`crate::storm`]), and the
+//! bugs it found, each alone.
+
+use std::time::Duration;
+
+use gitseal_crypto::Identity;
+
+use crate::common::{add_key, sealed_secret};
+use crate::storm::{run_storm, seed_from_env, StormConfig};
+
+/// The storm in the suite: 40 objects, 12 s of faults at 20 %. Ignored
+/// until the open findings of docs/reliability.md are fixed: a flaky test
+/// in CI helps no one, and `--ignored` runs it (the diagnosis it prints
+/// names the object, its operations, events and requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails about 1 run in 4 on open controller bugs it found (docs/reliability.md, Open findings); run with --ignored"]
+async fn fault_storm_converges_without_losing_or_blanking_a_secret() {
+    let seed = seed_from_env(16);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    // GITSEAL_STORM_OBJECTS / GITSEAL_STORM_SECS: a longer storm from the
+    // test binary (benches/fault_storm.rs is the same in release).
+    let objects = env("GITSEAL_STORM_OBJECTS", 40) as usize;
+    let secs = env("GITSEAL_STORM_SECS", 12);
+    let mut cfg = StormConfig::new(objects, Duration::from_secs(secs), 0.2, seed);
+    if secs > 60 {
+        cfg.converge_limit = Duration::from_secs(300);
+    }
+    let report = run_storm(&cfg).await;
+    let text = report.lines().join("\n");
+    crate::interpose::report(&format!("fault storm (GITSEAL_STORM_SEED={seed}):\n{text}"));
+    assert!(report.violations.is_empty(), "seed {seed}:\n{text}");
+    // The storm really stormed.
+    for kind in [
+        "409 write",
+        "410 watch",
+        "429",
+        "delayed",
+        "watches dropped",
+        "API unreachable (outages)",
+    ] {
+        assert!(
+            report.faults.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} fault injected: {text}"
+        );
+    }
+    assert!(
+        report
+            .ops
+            .get("delete secret silently")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{text}"
+    );
+    assert!(report.ops.get("delete").copied().unwrap_or(0) > 0, "{text}");
+}
+
+/// Found by the storm: every dropped watch of the key Secrets that had to
+/// relist (410 Gone) reconciled every object, though the keys were the
+/// same. A relist that loads the same keys reconciles nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relist_of_the_key_secrets_reconciles_nothing() {
+    let (fake, id, running) = crate::common::keyed_controller().await;
+    let to = [id.recipient().clone()];
+    for i in 0..5 {
+        let name = format!("s{i}");
+        fake.upsert(
+            "sealedsecrets",
+            "app",
+            sealed_secret("app", &name, &[("k", b"v")], &to),
+        );
+    }
+    for i in 0..5 {
+        crate::common::wait_ready(&fake, "app", &format!("s{i}"), Some("Synced")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reconciles = || {
+        crate::process::metric_sum(
+            &running.handles.metrics.render(),
+            "gitseal_reconciles_total",
+        )
+    };
+    let before = reconciles();
+    fake.record_requests();
+    // The key watch (the only one of the controller's namespace) breaks
+    // and its history is gone: it relists.
+    fake.fail(
+        Some(http::Method::GET),
+        "/namespaces/gitseal-system/secrets?",
+        410,
+        1,
+    );
+    fake.drop_watches("secrets");
+    crate::common::wait_for("the key Secrets relisted", 10, || {
+        fake.requests()
+            .iter()
+            .filter(|l| {
+                l.contains("/namespaces/gitseal-system/secrets?") && !l.contains("watch=true")
+            })
+            .count()
+            .ge(&1)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        reconciles(),
+        before,
+        "objects were reconciled after a relist of unchanged keys: {:?}",
+        fake.requests()
+    );
+    // A real change of the keys still reconciles every object.
+    add_key(&fake, &Identity::generate(), 0);
+    crate::common::wait_for("every object reconciled for the new key", 10, || {
+        (reconciles() >= before + 5.0).then_some(())
+    })
+    .await;
+    running.shutdown().await;
+}
