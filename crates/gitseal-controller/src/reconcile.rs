@@ -1099,7 +1099,11 @@ async fn write_secret(
         Some(e) if needs_replacement(e, desired) => replace(secrets, e, desired).await?,
         // Only items someone else added differ: removing them is enough.
         Some(e) if matches_desired(e, desired, uid, Extra::Allowed) => e.clone(),
-        _ => apply(secrets, desired).await?,
+        // Over the Secret just read, conditional on its resourceVersion: an
+        // apply creates a missing object, and this one may have been
+        // deleted since (by garbage collection after its SealedSecret).
+        Some(e) => apply(secrets, desired, e.metadata.resource_version.clone()).await?,
+        None => apply(secrets, desired, None).await?,
     };
     let after = remove_foreign_items(secrets, after, desired).await?;
     if !matches_desired(&after, desired, uid, Extra::Refused) {
@@ -1114,13 +1118,19 @@ async fn write_secret(
     Ok(Some(after))
 }
 
-async fn apply(secrets: &Api<Secret>, desired: &Secret) -> Result<Secret, Failed> {
+async fn apply(
+    secrets: &Api<Secret>,
+    desired: &Secret,
+    over: Option<String>,
+) -> Result<Secret, Failed> {
     let name = desired.metadata.name.as_deref().unwrap_or_default();
+    let mut desired = desired.clone();
+    desired.metadata.resource_version = over;
     secrets
         .patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(desired),
+            &Patch::Apply(&desired),
         )
         .await
         .map_err(|e| {
@@ -1241,7 +1251,7 @@ async fn replace(
             "the old Secret was kept",
         ));
     }
-    match apply(secrets, desired).await {
+    match apply(secrets, desired, None).await {
         Ok(s) => Ok(s),
         Err(failed) => {
             let detail = failed.message.clone();

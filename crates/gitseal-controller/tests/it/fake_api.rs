@@ -107,9 +107,9 @@ pub struct Chaos {
     pub throttle: f64,
     /// A request other than a watch is answered 500 or 503.
     pub server_error: f64,
-    /// A request other than a watch is handled only after `delay_by` (past
-    /// the client's timeout, the client gives up while the server may
-    /// still apply a write, as with a real API server).
+    /// A request other than a watch is answered only after `delay_by`
+    /// (past the client's timeout the client gives up, though a write took
+    /// effect).
     pub delay: f64,
     /// How long a delayed request waits.
     pub delay_by: std::time::Duration,
@@ -1147,9 +1147,6 @@ impl FakeApi {
                 }
             }
         }
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
         if let Some(doc) = discovery(&path) {
             return full(StatusCode::OK, Bytes::from(doc.to_string()));
         }
@@ -1169,7 +1166,7 @@ impl FakeApi {
             .get(http::header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
-        match (parts.method.clone(), route.name.is_some()) {
+        let resp = match (parts.method.clone(), route.name.is_some()) {
             (Method::GET, false) if watch => self.watch(&route, &query, meta_only),
             (Method::GET, false) => self.list_resp(&route, &query, meta_only),
             (Method::GET, true) => self.get_resp(&route, meta_only),
@@ -1178,7 +1175,13 @@ impl FakeApi {
             (Method::PATCH, true) => self.patch(&route, &query, &content_type, &body),
             (Method::DELETE, true) => self.delete(&route, &body),
             _ => error(405, "MethodNotAllowed", "not supported by the fake"),
+        };
+        // A delayed answer: the request took effect, the client hears of
+        // it late (after its timeout, not at all).
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
         }
+        resp
     }
 
     fn key_of(route: &Route) -> Key {
@@ -1601,6 +1604,39 @@ impl FakeApi {
                 } else {
                     m.remove("status");
                 }
+            }
+        }
+        // A resourceVersion in the patch is a precondition (optimistic
+        // concurrency), for apply and merge patches alike.
+        let want_rv = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            .map(str::to_string);
+        if let Some(want) = want_rv.as_deref() {
+            match existing.as_ref() {
+                None if is_apply && !status_sub => {
+                    return error(
+                        500,
+                        "InternalError",
+                        "resourceVersion should not be set on objects to be created",
+                    )
+                }
+                Some(old)
+                    if old
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        != Some(want) =>
+                {
+                    return error(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again");
+                }
+                _ => {}
+            }
+            if let Some(m) = patch
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+            {
+                m.remove("resourceVersion");
             }
         }
         let Some(old) = existing else {

@@ -122,3 +122,62 @@ async fn a_relist_of_the_key_secrets_reconciles_nothing() {
     .await;
     running.shutdown().await;
 }
+
+/// Found by the storm: a reconcile read the Secret (it existed), then the
+/// SealedSecret was deleted and garbage collection deleted the Secret, then
+/// the reconcile's server-side apply, which creates a missing object,
+/// re-created the Secret for the deleted owner. The apply over a Secret
+/// just read is now conditional on its resourceVersion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_racing_the_deletion_of_its_sealed_secret_recreates_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let fake = crate::fake_api::FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
+    // Deletes the SealedSecret (and so, by garbage collection, its Secret)
+    // right before the first write of Secret app/db reaches the API, once armed.
+    let armed = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (fake, armed) = (fake.clone(), armed.clone());
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let (fake, armed) = (fake.clone(), armed.clone());
+            async move {
+                let write = req.method() == http::Method::PATCH
+                    && req.uri().path() == "/api/v1/namespaces/app/secrets/db";
+                if write && armed.swap(false, Ordering::SeqCst) {
+                    assert!(fake.remove("sealedsecrets", "app", "db"));
+                }
+                Ok::<_, std::convert::Infallible>(fake.handle(req).await)
+            }
+        });
+        kube::Client::new(svc, "default")
+    };
+    let running =
+        crate::common::start_with_client(&fake, client, crate::common::config(), None).await;
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
+    );
+    crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
+    armed.store(true, Ordering::SeqCst);
+    // Edited by hand: the controller reads the Secret and writes it back.
+    fake.merge_patch(
+        "secrets",
+        "app",
+        "db",
+        &serde_json::json!({"data": {"k": "ZWRpdGVk"}}),
+    );
+    crate::common::wait_for("the racing write", 10, || {
+        (!armed.load(Ordering::SeqCst)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        fake.get("secrets", "app", "db").is_none(),
+        "the Secret was re-created for a deleted SealedSecret"
+    );
+    running.shutdown().await;
+}

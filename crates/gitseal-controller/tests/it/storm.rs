@@ -324,8 +324,8 @@ impl Driver {
 
 /// A kube client on `fake` that fails every request at once while
 /// `unreachable` is set (connection refused), hands each request to its
-/// own task (a request the client gave up on still reaches the server, as
-/// over a network), and bounds requests with the controller's timeout layer.
+/// own task (a request the client gave up on is still answered, as over a
+/// network), and bounds requests with the controller's timeout layer.
 pub fn storm_client(
     fake: &FakeApi,
     unreachable: Arc<AtomicBool>,
