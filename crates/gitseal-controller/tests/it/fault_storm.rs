@@ -181,3 +181,66 @@ async fn an_apply_racing_the_deletion_of_its_sealed_secret_recreates_nothing() {
     );
     running.shutdown().await;
 }
+
+/// Found by the long storm: a Secret deleted by hand (seen), put back by a
+/// write the Secret watches missed (they were down), then deleted again
+/// while they were away. Their relists found it absent, as they had last
+/// seen it, and reconciled nothing. A relist now reconciles every Secret
+/// that is not what its SealedSecret wants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_put_back_unseen_and_deleted_again_is_put_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let fake = crate::fake_api::FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
+    // Once armed: the cluster-wide Secret watches go down right before the
+    // next write of a Secret in namespace app reaches the API.
+    let armed = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (fake, armed) = (fake.clone(), armed.clone());
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let (fake, armed) = (fake.clone(), armed.clone());
+            async move {
+                let write = req.method() != http::Method::GET
+                    && req
+                        .uri()
+                        .path()
+                        .starts_with("/api/v1/namespaces/app/secrets");
+                if write && armed.swap(false, Ordering::SeqCst) {
+                    fake.fail(Some(http::Method::GET), "/api/v1/secrets?", 500, 1_000_000);
+                    fake.drop_watches("secrets");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, std::convert::Infallible>(fake.handle(req).await)
+            }
+        });
+        kube::Client::new(svc, "default")
+    };
+    let running =
+        crate::common::start_with_client(&fake, client, crate::common::config(), None).await;
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
+    );
+    crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    armed.store(true, Ordering::SeqCst);
+    // Deleted by hand (the watches see it); the put-back goes unseen.
+    assert!(fake.remove("secrets", "app", "db"));
+    crate::common::wait_for("put back while the watches are down", 10, || {
+        fake.get("secrets", "app", "db")
+    })
+    .await;
+    // Deleted again while they are away, and their history is gone.
+    assert!(fake.remove_silently("secrets", "app", "db"));
+    fake.clear_faults();
+    let back = crate::common::wait_for("put back again after the relists", 20, || {
+        fake.get("secrets", "app", "db")
+    })
+    .await;
+    assert_eq!(crate::common::secret_data(&back)["k"], b"v");
+    running.shutdown().await;
+}
