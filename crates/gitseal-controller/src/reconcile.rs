@@ -777,7 +777,12 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
                 return Ok(Step::Gone);
             }
             match create(&secrets, &desired).await {
-                Ok(Some(created)) => (None, Some(created)),
+                Ok(Some(created)) => {
+                    if let Some(gone) = recheck_owner(ctx, obj, &place, &secrets, &created).await? {
+                        return Ok(gone);
+                    }
+                    (None, Some(created))
+                }
                 // A Secret the index does not see (not managed, or too new).
                 Ok(None) => match write_existing(ctx, obj, &place, &secrets, &desired).await? {
                     Ok(written) => written,
@@ -854,9 +859,43 @@ async fn write_existing(
         _ => {}
     }
     match write_secret(secrets, existing.as_ref(), desired, uid).await {
+        Ok(Some(after)) if existing.is_none() => {
+            match recheck_owner(ctx, obj, place, secrets, &after).await? {
+                Some(gone) => Ok(Err(gone)),
+                None => Ok(Ok((existing, Some(after)))),
+            }
+        }
         Ok(after) => Ok(Ok((existing, after))),
         Err(failed) => Ok(Err(Step::Failed(failed))),
     }
+}
+
+/// After putting back a Secret that was written before: the SealedSecret
+/// may have been deleted between the check that it exists and the create
+/// (garbage collection had nothing left to delete then). Checks again, and
+/// deletes the Secret just created (that one, by uid) when the owner is gone.
+async fn recheck_owner(
+    ctx: &Context,
+    obj: &SealedSecret,
+    place: &Place<'_>,
+    secrets: &Api<Secret>,
+    created: &Secret,
+) -> Result<Option<Step>, Error> {
+    if !was_written(obj) || owner_exists(ctx, obj, place).await? {
+        return Ok(None);
+    }
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: created.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(e) = secrets.delete(place.name, &dp).await {
+        tracing::warn!(object = %object_id(obj), error = %e, "deleting a Secret created for a SealedSecret deleted meanwhile failed; garbage collection removes it");
+    }
+    ctx.forget(obj);
+    Ok(Some(Step::Gone))
 }
 
 /// Creates the Secret; `Ok(None)` when one of that name already exists. A

@@ -244,3 +244,58 @@ async fn a_secret_put_back_unseen_and_deleted_again_is_put_back() {
     assert_eq!(crate::common::secret_data(&back)["k"], b"v");
     running.shutdown().await;
 }
+
+/// Found by the storm: a Secret deleted by hand is put back after checking
+/// that its SealedSecret exists; when the SealedSecret is deleted between
+/// that check and the create, garbage collection has nothing to delete and
+/// the new Secret is an orphan. The owner is checked again after the
+/// create, and the Secret just created is deleted when it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_put_back_as_its_sealed_secret_is_deleted_does_not_stay() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let fake = crate::fake_api::FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
+    // Deletes the SealedSecret right before the next write of a Secret in
+    // namespace app (the create or apply that puts it back) reaches the
+    // API, once armed.
+    let armed = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (fake, armed) = (fake.clone(), armed.clone());
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let (fake, armed) = (fake.clone(), armed.clone());
+            async move {
+                let create = req.method() != http::Method::GET
+                    && req.uri().path().starts_with("/api/v1/namespaces/app/secrets");
+                if create && armed.swap(false, Ordering::SeqCst) {
+                    assert!(fake.remove("sealedsecrets", "app", "db"));
+                }
+                Ok::<_, std::convert::Infallible>(fake.handle(req).await)
+            }
+        });
+        kube::Client::new(svc, "default")
+    };
+    let running =
+        crate::common::start_with_client(&fake, client, crate::common::config(), None).await;
+    fake.upsert(
+        "sealedsecrets",
+        "app",
+        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
+    );
+    crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    armed.store(true, Ordering::SeqCst);
+    assert!(fake.remove("secrets", "app", "db"));
+    crate::common::wait_for("the racing create", 10, || {
+        (!armed.load(Ordering::SeqCst)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        fake.get("secrets", "app", "db").is_none(),
+        "a Secret stayed for a deleted SealedSecret"
+    );
+    running.shutdown().await;
+}
