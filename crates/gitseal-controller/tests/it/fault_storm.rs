@@ -268,7 +268,10 @@ async fn a_secret_put_back_as_its_sealed_secret_is_deleted_does_not_stay() {
             let (fake, armed) = (fake.clone(), armed.clone());
             async move {
                 let create = req.method() != http::Method::GET
-                    && req.uri().path().starts_with("/api/v1/namespaces/app/secrets");
+                    && req
+                        .uri()
+                        .path()
+                        .starts_with("/api/v1/namespaces/app/secrets");
                 if create && armed.swap(false, Ordering::SeqCst) {
                     assert!(fake.remove("sealedsecrets", "app", "db"));
                 }
