@@ -4,6 +4,8 @@
 #   - kubectl, with its built-in kustomize (the machine image ships it;
 #     Debian's `kubectl` or `kubernetes-client` package otherwise);
 #   - lua5.1 (Debian), the interpreter for Argo CD's Lua health check;
+#   - age (Debian), which the disaster-recovery drill of the controller
+#     (docs/operations.md's backup and restore) encrypts the backup with;
 #   - from PyPI: helm-python-sdk (Helm's Go engine, libhelm_c), PyYAML,
 #     kubernetes-validate (the Kubernetes OpenAPI schemas, offline) and
 #     cryptography (the independent Bitnami Sealed Secrets encoder).
@@ -33,6 +35,11 @@ if ! command -v lua5.1 >/dev/null 2>&1; then
   apt_install lua5.1
 fi
 
+if ! command -v age >/dev/null 2>&1; then
+  echo "gitops-tools.sh: installing age (Debian)" >&2
+  apt_install age
+fi
+
 if ! command -v kubectl >/dev/null 2>&1; then
   echo "gitops-tools.sh: installing kubectl (Debian)" >&2
   apt_install kubectl || apt_install kubernetes-client
@@ -49,6 +56,7 @@ fi
 missing=0
 command -v lua5.1 >/dev/null 2>&1 || { echo "gitops-tools.sh: lua5.1 is missing" >&2; missing=1; }
 command -v kubectl >/dev/null 2>&1 || { echo "gitops-tools.sh: kubectl is missing" >&2; missing=1; }
+command -v age >/dev/null 2>&1 || { echo "gitops-tools.sh: age is missing" >&2; missing=1; }
 kubectl kustomize --help >/dev/null 2>&1 || { echo "gitops-tools.sh: kubectl has no kustomize" >&2; missing=1; }
 "$PY" - <<'PYEOF' >&2 || missing=1
 import helm_python, kubernetes_validate, yaml, cryptography

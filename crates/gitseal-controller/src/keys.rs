@@ -172,15 +172,24 @@ impl KeyStore {
         }
     }
 
-    /// Replaces the keys and marks the store loaded.
+    /// Replaces the keys and marks the store loaded. Subscribers hear of
+    /// the first load and of every change of the key ids or the active key;
+    /// the same keys loaded again (a relist of the key Secrets after a
+    /// dropped watch, a key Secret's labels edited) are no change: every
+    /// subscriber of a change reconciles every object.
     pub fn replace(&self, keys: KeySet) {
         let new = Arc::new(keys);
-        match self.current.write() {
-            Ok(mut g) => *g = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
+        let old = {
+            let mut g = match self.current.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::replace(&mut *g, new.clone())
+        };
+        let was_loaded = self.loaded.swap(true, Ordering::AcqRel);
+        if !was_loaded || !new.changes_from(&old).is_empty() {
+            self.changed.send_modify(|n| *n += 1);
         }
-        self.loaded.store(true, Ordering::Release);
-        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Whether keys were loaded at least once (and there is at least one).

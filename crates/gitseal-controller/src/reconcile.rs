@@ -781,7 +781,12 @@ async fn sync(obj: &SealedSecret, ctx: &Context, requeue: Duration) -> Result<St
                 return Ok(Step::Gone);
             }
             match create(&secrets, &desired).await {
-                Ok(Some(created)) => (None, Some(created)),
+                Ok(Some(created)) => {
+                    if let Some(gone) = recheck_owner(ctx, obj, &place, &secrets, &created).await? {
+                        return Ok(gone);
+                    }
+                    (None, Some(created))
+                }
                 // A Secret the index does not see (not managed, or too new).
                 Ok(None) => match write_existing(ctx, obj, &place, &secrets, &desired).await? {
                     Ok(written) => written,
@@ -858,9 +863,43 @@ async fn write_existing(
         _ => {}
     }
     match write_secret(secrets, existing.as_ref(), desired, uid).await {
+        Ok(Some(after)) if existing.is_none() => {
+            match recheck_owner(ctx, obj, place, secrets, &after).await? {
+                Some(gone) => Ok(Err(gone)),
+                None => Ok(Ok((existing, Some(after)))),
+            }
+        }
         Ok(after) => Ok(Ok((existing, after))),
         Err(failed) => Ok(Err(Step::Failed(failed))),
     }
+}
+
+/// After putting back a Secret that was written before: the SealedSecret
+/// may have been deleted between the check that it exists and the create
+/// (garbage collection had nothing left to delete then). Checks again, and
+/// deletes the Secret just created (that one, by uid) when the owner is gone.
+async fn recheck_owner(
+    ctx: &Context,
+    obj: &SealedSecret,
+    place: &Place<'_>,
+    secrets: &Api<Secret>,
+    created: &Secret,
+) -> Result<Option<Step>, Error> {
+    if !was_written(obj) || owner_exists(ctx, obj, place).await? {
+        return Ok(None);
+    }
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: created.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(e) = secrets.delete(place.name, &dp).await {
+        tracing::warn!(object = %object_id(obj), error = %e, "deleting a Secret created for a SealedSecret deleted meanwhile failed; garbage collection removes it");
+    }
+    ctx.forget(obj);
+    Ok(Some(Step::Gone))
 }
 
 /// Creates the Secret; `Ok(None)` when one of that name already exists. A
@@ -1103,7 +1142,11 @@ async fn write_secret(
         Some(e) if needs_replacement(e, desired) => replace(secrets, e, desired).await?,
         // Only items someone else added differ: removing them is enough.
         Some(e) if matches_desired(e, desired, uid, Extra::Allowed) => e.clone(),
-        _ => apply(secrets, desired).await?,
+        // Over the Secret just read, conditional on its resourceVersion: an
+        // apply creates a missing object, and this one may have been
+        // deleted since (by garbage collection after its SealedSecret).
+        Some(e) => apply(secrets, desired, e.metadata.resource_version.clone()).await?,
+        None => apply(secrets, desired, None).await?,
     };
     let after = remove_foreign_items(secrets, after, desired).await?;
     if !matches_desired(&after, desired, uid, Extra::Refused) {
@@ -1118,13 +1161,19 @@ async fn write_secret(
     Ok(Some(after))
 }
 
-async fn apply(secrets: &Api<Secret>, desired: &Secret) -> Result<Secret, Failed> {
+async fn apply(
+    secrets: &Api<Secret>,
+    desired: &Secret,
+    over: Option<String>,
+) -> Result<Secret, Failed> {
     let name = desired.metadata.name.as_deref().unwrap_or_default();
+    let mut desired = desired.clone();
+    desired.metadata.resource_version = over;
     secrets
         .patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(desired),
+            &Patch::Apply(&desired),
         )
         .await
         .map_err(|e| {
@@ -1245,7 +1294,7 @@ async fn replace(
             "the old Secret was kept",
         ));
     }
-    match apply(secrets, desired).await {
+    match apply(secrets, desired, None).await {
         Ok(s) => Ok(s),
         Err(failed) => {
             let detail = failed.message.clone();

@@ -367,7 +367,11 @@ impl SecretIndex {
                         return true;
                     }
                     let now = listed.remove(at);
-                    if !first && now != e.seen && now != e.wanted {
+                    // Not what its SealedSecret wants: reconcile, also when
+                    // this watch last saw it the same (deleted, then put
+                    // back by a write this watch missed, then deleted again
+                    // while it was away).
+                    if !first && now != e.wanted && (now != e.seen || e.wanted.is_some()) {
                         out.push(target(at));
                     }
                     e.seen = now;

@@ -13,7 +13,10 @@
 //! subresources are kept apart from the main resource as a real API server
 //! does for CRDs; `Accept: …;as=PartialObjectMetadata` gets metadata-only
 //! answers (GET, LIST, WATCH) as kube's `metadata_watcher` expects. Faults
-//! (403/404/409/410/500…) can be injected per request. It is shared by the
+//! (403/404/409/410/500…) can be injected per request, or drawn at random
+//! rates ([`Chaos`], off by default); lists paged with `limit` are served
+//! from one snapshot; creates carrying a resourceVersion are refused; the
+//! watch events of a resource can be journaled. It is shared by the
 //! integration tests and the benchmarks; [`crate::process`] serves it over
 //! real HTTP to a separate controller process.
 
@@ -90,6 +93,65 @@ pub struct Fault {
     pub times: u32,
 }
 
+/// Random faults at configured rates, off by default ([`FakeApi::chaos`]):
+/// each request draws once; a probability of 0 turns a kind off.
+#[derive(Clone, Debug, Default)]
+pub struct Chaos {
+    /// Seed of the draws (a run is reproducible up to scheduling).
+    pub seed: u64,
+    /// A write (POST, PUT, PATCH, DELETE) is answered 409 Conflict.
+    pub conflict: f64,
+    /// A watch is answered with a 410 Gone ERROR event (the client relists).
+    pub gone: f64,
+    /// A request other than a watch is answered 429 with `Retry-After: 1`.
+    pub throttle: f64,
+    /// A request other than a watch is answered 500 or 503.
+    pub server_error: f64,
+    /// A request other than a watch is answered only after `delay_by`
+    /// (past the client's timeout the client gives up, though a write took
+    /// effect).
+    pub delay: f64,
+    /// How long a delayed request waits.
+    pub delay_by: std::time::Duration,
+}
+
+struct ChaosState {
+    cfg: Chaos,
+    rng: u64,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl ChaosState {
+    /// splitmix64, as a uniform draw in [0, 1).
+    fn draw(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn hit(&mut self, p: f64, kind: &'static str) -> bool {
+        let hit = p > 0.0 && self.draw() < p;
+        if hit {
+            *self.counts.entry(kind).or_insert(0) += 1;
+        }
+        hit
+    }
+}
+
+/// One watch event of a journaled resource ([`FakeApi::journal`]).
+#[derive(Clone, Debug)]
+pub struct Journaled {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    /// The object.
+    pub key: Key,
+    /// The object as sent to watchers.
+    pub bytes: Bytes,
+}
+
 struct State {
     rv: u64,
     uids: u64,
@@ -103,6 +165,16 @@ struct State {
     requests: u64,
     /// `verb resource` → requests served (see [`FakeApi::request_tally`]).
     tally: BTreeMap<String, u64>,
+    /// Counts of a chaos run that was turned off.
+    chaos_counts_kept: Option<BTreeMap<&'static str, u64>>,
+    /// Paged lists in progress: (id, resourceVersion, the matching objects).
+    snapshots: VecDeque<(u64, u64, Arc<Vec<Bytes>>)>,
+    next_snapshot: u64,
+    /// Random faults ([`FakeApi::chaos`]); off when `None`.
+    chaos: Option<ChaosState>,
+    /// Plurals whose every watch event is journaled ([`FakeApi::journal`]).
+    journaled: BTreeSet<String>,
+    journal: Vec<Journaled>,
 }
 
 /// The fake API server. Cheap to clone (shared state).
@@ -277,6 +349,17 @@ fn error(code: u16, reason: &str, message: &str) -> Response<FakeBody> {
     )
 }
 
+fn counts_or_empty(
+    kept: Option<BTreeMap<&'static str, u64>>,
+    more: BTreeMap<&'static str, u64>,
+) -> Option<BTreeMap<&'static str, u64>> {
+    let mut out = kept.unwrap_or_default();
+    for (k, v) in more {
+        *out.entry(k).or_insert(0) += v;
+    }
+    Some(out)
+}
+
 fn reason_for(code: u16) -> &'static str {
     match code {
         400 => "BadRequest",
@@ -285,6 +368,7 @@ fn reason_for(code: u16) -> &'static str {
         404 => "NotFound",
         409 => "Conflict",
         410 => "Expired",
+        503 => "ServiceUnavailable",
         422 => "Invalid",
         429 => "TooManyRequests",
         _ => "InternalError",
@@ -438,7 +522,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// Server-side-apply-like merge: maps merge, lists replace, except
-/// `ownerReferences` (merged by uid) and `conditions` (merged by type).
+/// `ownerReferences` (merged by uid).
 fn apply_merge(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
@@ -454,9 +538,12 @@ fn apply_merge(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
             }
         }
         (t @ Value::Array(_), Value::Array(p)) => {
+            // `status.conditions` of the SealedSecret CRD declares no list
+            // type, so it is atomic, as every list of a CRD without one:
+            // an apply replaces it whole (merging by type would keep a
+            // condition the controller dropped).
             let key = match path.last().map(String::as_str) {
                 Some("ownerReferences") => Some("uid"),
-                Some("conditions") => Some("type"),
                 _ => None,
             };
             match key {
@@ -554,6 +641,12 @@ impl FakeApi {
                 log: None,
                 requests: 0,
                 tally: BTreeMap::new(),
+                snapshots: VecDeque::new(),
+                next_snapshot: 0,
+                chaos: None,
+                chaos_counts_kept: None,
+                journaled: BTreeSet::new(),
+                journal: Vec::new(),
             })),
             tx,
         }
@@ -700,11 +793,23 @@ impl FakeApi {
     /// collection: what a watcher sees when the deletion happened while it
     /// was disconnected and the server's watch history no longer reaches
     /// back (it relists, and a relist does not replay deletions).
+    ///
+    /// As on a real server, the deletion takes a resourceVersion and the
+    /// history is compacted past it: a watch resuming from before it gets
+    /// 410 Gone and relists (one connected now sees nothing; end it with
+    /// [`FakeApi::drop_watches`] to make it resume). A watcher that resumed
+    /// from an older version and saw the object's creation but never its
+    /// deletion is a history no API server gives.
     pub fn remove_silently(&self, plural: &str, namespace: &str, name: &str) -> bool {
         let mut st = self.lock();
         let key = Key::new(plural, namespace, name);
         st.applied.retain(|(k, _, _), _| *k != key);
-        st.objects.remove(&key).is_some()
+        let removed = st.objects.remove(&key).is_some();
+        if removed {
+            Self::next_rv(&mut st);
+            st.history.clear();
+        }
+        removed
     }
 
     /// Ends every live watch of `plural` (the clients re-watch).
@@ -734,6 +839,49 @@ impl FakeApi {
         let mut new = old.clone();
         merge_patch(&mut new, patch);
         Some(self.store_update(&mut st, &key, &old, new))
+    }
+
+    /// Turns random faults on (`Some`) or off (`None`).
+    pub fn chaos(&self, chaos: Option<Chaos>) {
+        let mut st = self.lock();
+        // Counts of the previous setting are kept for `chaos_counts`.
+        let counts = st.chaos.take().map(|c| c.counts).unwrap_or_default();
+        st.chaos_counts_kept = counts_or_empty(st.chaos_counts_kept.take(), counts);
+        st.chaos = chaos.map(|cfg| ChaosState {
+            rng: cfg.seed,
+            cfg,
+            counts: BTreeMap::new(),
+        });
+    }
+
+    /// Faults served while chaos was on (random ones, and those of
+    /// [`FakeApi::fail`]), by kind (`409 write`, `410 watch`,
+    /// `429`, `500`, `503`, `delayed`).
+    pub fn chaos_counts(&self) -> BTreeMap<&'static str, u64> {
+        let st = self.lock();
+        let mut out = st.chaos_counts_kept.clone().unwrap_or_default();
+        if let Some(c) = st.chaos.as_ref() {
+            for (k, v) in &c.counts {
+                *out.entry(k).or_insert(0) += v;
+            }
+        }
+        out
+    }
+
+    /// Records every watch event of `plural` from now on (what a watcher
+    /// connected all along would have seen), for [`FakeApi::journal_events`].
+    pub fn journal(&self, plural: &str) {
+        self.lock().journaled.insert(plural.to_string());
+    }
+
+    /// The journaled events so far, oldest first.
+    pub fn journal_events(&self) -> Vec<Journaled> {
+        self.lock().journal.clone()
+    }
+
+    /// Ends every live watch of every resource.
+    pub fn drop_all_watches(&self) {
+        self.drop_watches("*");
     }
 
     /// Removes every pending injected fault.
@@ -777,6 +925,13 @@ impl FakeApi {
             old_labels: old_labels.map(Arc::new),
             bytes,
         };
+        if st.journaled.contains(&key.plural) {
+            st.journal.push(Journaled {
+                kind,
+                key: key.clone(),
+                bytes: evt.bytes.clone(),
+            });
+        }
         st.history.push_back(evt.clone());
         while st.history.len() > st.history_cap {
             st.history.pop_front();
@@ -917,6 +1072,7 @@ impl FakeApi {
                 .unwrap_or_default()
         );
         let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+        let mut delay = None;
         {
             let mut st = self.lock();
             st.requests += 1;
@@ -935,12 +1091,60 @@ impl FakeApi {
                 f.times -= 1;
                 let code = f.code;
                 st.faults.retain(|f| f.times > 0);
+                if let Some(c) = st.chaos.as_mut() {
+                    // Counted with the random ones while a storm runs.
+                    let kind = match (watch, code) {
+                        (true, 410) => "410 watch",
+                        (false, 409) => "409 write",
+                        (false, 429) => "429",
+                        (false, 500) => "500",
+                        (false, 503) => "503",
+                        _ => "other injected",
+                    };
+                    *c.counts.entry(kind).or_insert(0) += 1;
+                }
                 if watch && code == 410 {
                     // As a real server does for a too-old resourceVersion: an ERROR event.
                     let line = json!({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")});
                     return full(StatusCode::OK, Bytes::from(line.to_string() + "\n"));
                 }
                 return error(code, reason_for(code), &format!("injected failure {code}"));
+            }
+            if let Some(c) = st.chaos.as_mut() {
+                let (p_conflict, p_gone, p_throttle, p_error, p_delay) = (
+                    c.cfg.conflict,
+                    c.cfg.gone,
+                    c.cfg.throttle,
+                    c.cfg.server_error,
+                    c.cfg.delay,
+                );
+                if watch {
+                    if c.hit(p_gone, "410 watch") {
+                        let line = json!({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")});
+                        return full(StatusCode::OK, Bytes::from(line.to_string() + "\n"));
+                    }
+                } else if parts.method != Method::GET && c.hit(p_conflict, "409 write") {
+                    return error(409, "Conflict", "injected conflict: the object has been modified; please apply your changes to the latest version and try again");
+                } else if c.hit(p_throttle, "429") {
+                    let mut r = error(
+                        429,
+                        "TooManyRequests",
+                        "injected: too many requests, please try again later",
+                    );
+                    r.headers_mut().insert(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from_static("1"),
+                    );
+                    return r;
+                } else if p_error > 0.0 && c.draw() < p_error {
+                    let code = if c.draw() < 0.5 { 500 } else { 503 };
+                    *c.counts
+                        .entry(if code == 500 { "500" } else { "503" })
+                        .or_insert(0) += 1;
+                    return error(code, reason_for(code), &format!("injected failure {code}"));
+                } else if c.hit(p_delay, "delayed") {
+                    delay = Some(c.cfg.delay_by);
+                }
             }
         }
         if let Some(doc) = discovery(&path) {
@@ -962,7 +1166,7 @@ impl FakeApi {
             .get(http::header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
-        match (parts.method.clone(), route.name.is_some()) {
+        let resp = match (parts.method.clone(), route.name.is_some()) {
             (Method::GET, false) if watch => self.watch(&route, &query, meta_only),
             (Method::GET, false) => self.list_resp(&route, &query, meta_only),
             (Method::GET, true) => self.get_resp(&route, meta_only),
@@ -971,7 +1175,13 @@ impl FakeApi {
             (Method::PATCH, true) => self.patch(&route, &query, &content_type, &body),
             (Method::DELETE, true) => self.delete(&route, &body),
             _ => error(405, "MethodNotAllowed", "not supported by the fake"),
+        };
+        // A delayed answer: the request took effect, the client hears of
+        // it late (after its timeout, not at all).
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
         }
+        resp
     }
 
     fn key_of(route: &Route) -> Key {
@@ -1020,7 +1230,7 @@ impl FakeApi {
         query: &HashMap<String, String>,
         meta_only: bool,
     ) -> Response<FakeBody> {
-        let st = self.lock();
+        let mut st = self.lock();
         // As a real API server with its watch cache: a `resourceVersion=0`
         // list is served whole from the cache; `limit` is ignored.
         let from_cache = query.get("resourceVersion").map(String::as_str) == Some("0");
@@ -1029,33 +1239,76 @@ impl FakeApi {
             .and_then(|l| l.parse().ok())
             .filter(|l| *l > 0 && !from_cache)
             .unwrap_or(usize::MAX);
-        let skip: usize = query
-            .get("continue")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        // Pages of one list come from one snapshot, as from etcd: every
+        // page answers at the first page's resourceVersion, and objects
+        // created or deleted between pages neither shift nor hide the
+        // others. A continue token names the snapshot and the offset.
+        let (snapshot, items, rv, skip) = match query.get("continue").filter(|c| !c.is_empty()) {
+            Some(token) => {
+                let parsed = token.split_once('-').and_then(|(id, off)| {
+                    Some((id.parse::<u64>().ok()?, off.parse::<usize>().ok()?))
+                });
+                let found = parsed.and_then(|(id, off)| {
+                    st.snapshots
+                        .iter()
+                        .find(|s| s.0 == id)
+                        .map(|s| (s.0, s.1, s.2.clone(), off))
+                });
+                let Some((id, rv, items, off)) = found else {
+                    return error(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result.",
+                    );
+                };
+                (Some(id), items, rv, off)
+            }
+            None => {
+                let items: Arc<Vec<Bytes>> = Arc::new(
+                    Self::matching(&st, route, query)
+                        .map(|(_, o)| o.bytes.clone())
+                        .collect(),
+                );
+                let rv = st.rv;
+                if items.len() > limit {
+                    st.next_snapshot += 1;
+                    let id = st.next_snapshot;
+                    st.snapshots.push_back((id, rv, items.clone()));
+                    while st.snapshots.len() > 64 {
+                        st.snapshots.pop_front();
+                    }
+                    (Some(id), items, rv, 0)
+                } else {
+                    (None, items, rv, 0)
+                }
+            }
+        };
+        drop(st);
+        let items: &[Bytes] = &items[skip.min(items.len())..];
         let mut body = Vec::with_capacity(4096);
         body.extend_from_slice(b"{\"items\":[");
         let mut n = 0usize;
         let mut more = false;
-        for (i, (_, o)) in Self::matching(&st, route, query).enumerate().skip(skip) {
+        for o in items {
             if n == limit {
                 more = true;
-                let _ = i;
                 break;
             }
             if n > 0 {
                 body.push(b',');
             }
             if meta_only {
-                body.extend_from_slice(&metadata_only(&o.bytes));
+                body.extend_from_slice(&metadata_only(o));
             } else {
-                body.extend_from_slice(&o.bytes);
+                body.extend_from_slice(o);
             }
             n += 1;
         }
-        let mut meta = json!({"resourceVersion": st.rv.to_string()});
+        let mut meta = json!({"resourceVersion": rv.to_string()});
         if more {
-            meta["continue"] = json!((skip + n).to_string());
+            if let Some(id) = snapshot {
+                meta["continue"] = json!(format!("{id}-{}", skip + n));
+            }
         }
         let tail = if meta_only {
             json!({
@@ -1158,7 +1411,10 @@ impl FakeApi {
                     match rx.recv().await {
                         // `drop_watches`: the connection ends, as when an
                         // API server restarts or a proxy times out.
-                        Ok(e) if e.kind == CLOSE && e.key.plural == closing_plural => {
+                        Ok(e)
+                            if e.kind == CLOSE
+                                && (e.key.plural == closing_plural || e.key.plural == "*") =>
+                        {
                             return None;
                         }
                         Ok(e) if e.kind == CLOSE => continue,
@@ -1201,6 +1457,19 @@ impl FakeApi {
         let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
             return error(400, "BadRequest", "body is not JSON");
         };
+        // As a real API server (its storage layer): a create carrying a
+        // resourceVersion was probably read from somewhere else.
+        if obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return error(
+                500,
+                "InternalError",
+                "resourceVersion should not be set on objects to be created",
+            );
+        }
         let mut name = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -1335,6 +1604,39 @@ impl FakeApi {
                 } else {
                     m.remove("status");
                 }
+            }
+        }
+        // A resourceVersion in the patch is a precondition (optimistic
+        // concurrency), for apply and merge patches alike.
+        let want_rv = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            .map(str::to_string);
+        if let Some(want) = want_rv.as_deref() {
+            match existing.as_ref() {
+                None if is_apply && !status_sub => {
+                    return error(
+                        500,
+                        "InternalError",
+                        "resourceVersion should not be set on objects to be created",
+                    )
+                }
+                Some(old)
+                    if old
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        != Some(want) =>
+                {
+                    return error(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again");
+                }
+                _ => {}
+            }
+            if let Some(m) = patch
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+            {
+                m.remove("resourceVersion");
             }
         }
         let Some(old) = existing else {
