@@ -29,17 +29,21 @@ pub enum Source {
 }
 
 /// One blob to scan: where it appeared first and which lines were added.
-#[derive(Clone, Debug)]
-struct Entry {
-    commit: Option<String>,
-    path: String,
-    blob: String,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The commit that added or changed it (`None` for staged changes).
+    pub commit: Option<String>,
+    /// Its path in the repository, unquoted.
+    pub path: String,
+    /// Its blob id.
+    pub blob: String,
 }
 
-type Ranges = Vec<(usize, usize)>;
+/// Added line ranges (1-based, inclusive).
+pub type Ranges = Vec<(usize, usize)>;
 
 /// Added line ranges per (commit, path).
-type Added = HashMap<(Option<String>, String), Ranges>;
+pub type Added = HashMap<(Option<String>, String), Ranges>;
 
 fn git_command(repo: &Path) -> Command {
     let mut c = Command::new("git");
@@ -78,7 +82,7 @@ pub fn toplevel(dir: &Path) -> Result<std::path::PathBuf, Error> {
 }
 
 /// Undoes git's C-style quoting of unusual path names.
-fn unquote(p: &str) -> String {
+pub fn unquote(p: &str) -> String {
     let Some(inner) = p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
         return p.to_string();
     };
@@ -120,8 +124,12 @@ fn unquote(p: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses `git log --raw -p -U0` / `git diff --raw -p -U0` output.
-fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added), Error> {
+/// Parses `git log --raw -p -U0` / `git diff --raw -p -U0` output: the
+/// regular files added or modified (with their blob ids), and, with
+/// `want_lines`, the line ranges each commit added to each path. Public
+/// so the fuzz target can feed it arbitrary bytes; `verify` calls it on
+/// git's own output.
+pub fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added), Error> {
     let mut entries = Vec::new();
     let mut added: Added = HashMap::new();
     let mut commit: Option<String> = None;
