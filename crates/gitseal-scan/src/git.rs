@@ -179,8 +179,11 @@ pub fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added)
             let mut parts = h.split_whitespace();
             let old = parts.next().unwrap_or("");
             let new = parts.next().unwrap_or("");
+            // Any bytes may reach here (a hunk header is not checked to be
+            // ASCII, numbers may overflow): never slice inside a character
+            // or overflow (found by the scan_git fuzz target).
             let count = |s: &str| -> (usize, usize) {
-                let s = &s[1.min(s.len())..];
+                let s = s.get(1..).unwrap_or_default();
                 match s.split_once(',') {
                     Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
                     None => (s.parse().unwrap_or(0), 1),
@@ -188,13 +191,13 @@ pub fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added)
             };
             let (_, removed) = count(old);
             let (start, n) = count(new);
-            remaining = removed + n;
+            remaining = removed.saturating_add(n);
             if want_lines && n > 0 {
                 if let Some(p) = &cur_path {
                     added
                         .entry((commit.clone(), p.clone()))
                         .or_default()
-                        .push((start, start + n - 1));
+                        .push((start, start.saturating_add(n - 1)));
                 }
             }
         }
@@ -558,6 +561,20 @@ mod tests {
         assert_eq!(unquote("\"a\\tb\""), "a\tb");
         assert_eq!(unquote("\"caf\\303\\251\""), "café");
         assert_eq!(unquote("\"q\\\"x\""), "q\"x");
+    }
+
+    #[test]
+    fn odd_hunk_headers_neither_panic_nor_overflow() {
+        // Found by the scan_git fuzz target: a hunk header whose counts
+        // start with a multi-byte character, and counts near usize::MAX.
+        let out =
+            "+++ b/a\n@@ -1 +18446744073709551615,2 @@\nx\nx\nx\n@@ \u{fffd}v +1 @@\n".as_bytes();
+        let (entries, added) = parse_changes(out, true).expect("parses");
+        assert!(entries.is_empty());
+        assert_eq!(
+            added.get(&(None, "a".into())),
+            Some(&vec![(usize::MAX, usize::MAX), (1, 1)])
+        );
     }
 
     #[test]
