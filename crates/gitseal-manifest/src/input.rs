@@ -137,7 +137,13 @@ pub fn documents(file: &File) -> Result<Vec<Document>, Error> {
         // A `kind: List`, or a bare array of objects (`jq -s` prints one).
         let items = match &doc.value {
             Value::Mapping(map) => list_items(map),
-            Value::Sequence(items) if !items.is_empty() && items.iter().all(Value::is_mapping) => {
+            // Untagged mappings only: serde_yaml's `is_mapping` looks
+            // through a tag, and a tagged item, passed through, was written
+            // as a tagged document this function then refused (found by
+            // the manifest_input fuzz target).
+            Value::Sequence(items)
+                if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Mapping(_))) =>
+            {
                 Some(items)
             }
             _ => {
@@ -156,7 +162,7 @@ pub fn documents(file: &File) -> Result<Vec<Document>, Error> {
                     list_item: Some(i),
                     ..at.clone()
                 };
-                if !item.is_mapping() {
+                if !matches!(item, Value::Mapping(_)) {
                     return Err(Error::invalid(
                         &at,
                         format!("is {}, expected a Kubernetes object", kind_of(item)),

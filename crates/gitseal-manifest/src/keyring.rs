@@ -733,6 +733,122 @@ pub struct Published {
     pub active: bool,
 }
 
+/// Parses and checks a controller's published key list: the `keys.json`
+/// document `GET /v1/keys` serves, a JSON array of
+/// `{"recipient": "age1…", "keyId": "…", "active": bool}`. Every recipient
+/// must parse and match its published key id, and exactly one key must be
+/// active; otherwise the whole list is refused ([`Error::PublishedKeys`]),
+/// so a garbled or tampered list never reaches the keyring. `origin` names
+/// the source in errors.
+pub fn parse_published_json(text: &str, origin: &str) -> Result<Vec<Published>, Error> {
+    let refuse = |message: String, source: Option<gitseal_crypto::Error>| Error::PublishedKeys {
+        origin: origin.to_string(),
+        message,
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| refuse(format!("the published keys are not valid JSON: {e}"), None))?;
+    let Some(items) = value.as_array() else {
+        return Err(refuse(
+            "the published keys are not a JSON array of keys".into(),
+            None,
+        ));
+    };
+    if items.is_empty() {
+        return Err(refuse(
+            "no keys are published (has the controller started?)".into(),
+            None,
+        ));
+    }
+    let mut keys = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let n = i + 1;
+        let field = |name: &str| item.get(name).and_then(serde_json::Value::as_str);
+        let Some(text) = field("recipient") else {
+            return Err(refuse(
+                format!("key #{n} has no \"recipient\" string"),
+                None,
+            ));
+        };
+        let recipient: Recipient = text
+            .parse()
+            .map_err(|e| refuse(format!("key #{n}: the recipient is not usable"), Some(e)))?;
+        let Some(key_id) = field("keyId") else {
+            return Err(refuse(format!("key #{n} has no \"keyId\" string"), None));
+        };
+        let actual = recipient.key_id().to_string();
+        if key_id != actual {
+            return Err(refuse(
+                format!(
+                    "key #{n} ({recipient}) is published with key id {key_id:?}, but its key id \
+                     is {actual}; the list is corrupt or tampered with, refusing it"
+                ),
+                None,
+            ));
+        }
+        let active = item
+            .get("active")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        keys.push(Published { recipient, active });
+    }
+    match keys.iter().filter(|k| k.active).count() {
+        1 => Ok(keys),
+        0 => Err(refuse("no published key is marked active".into(), None)),
+        n => Err(refuse(
+            format!("{n} published keys are marked active; expected one"),
+            None,
+        )),
+    }
+}
+
+/// Parses and checks a saved `gitseal-public-keys` ConfigMap (YAML or
+/// JSON): its `data."keys.json"` as [`parse_published_json`] does, and
+/// `data.active`, when present, must be the key marked active there.
+pub fn parse_published_configmap(text: &str, origin: &str) -> Result<Vec<Published>, Error> {
+    use serde_yaml::Value;
+    let refuse = |message: String, source: Option<gitseal_crypto::Error>| Error::PublishedKeys {
+        origin: origin.to_string(),
+        message,
+        source,
+    };
+    let value: Value = serde_yaml::from_str(text)
+        .map_err(|e| refuse(format!("not valid YAML or JSON: {e}"), None))?;
+    if value.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
+        return Err(refuse(
+            "not a ConfigMap; save it with \
+             `kubectl get configmap gitseal-public-keys -n gitseal-system -o yaml`"
+                .into(),
+            None,
+        ));
+    }
+    let data = value.get("data");
+    let field = |name: &str| data.and_then(|d| d.get(name)).and_then(Value::as_str);
+    let Some(json) = field("keys.json") else {
+        return Err(refuse(
+            "the ConfigMap has no data.\"keys.json\" (is it gitseal-public-keys?)".into(),
+            None,
+        ));
+    };
+    let keys = parse_published_json(json, &format!("{origin}, data.\"keys.json\""))?;
+    if let Some(active) = field("active") {
+        let active: Recipient = active
+            .trim()
+            .parse()
+            .map_err(|e| refuse("data.active is not usable".into(), Some(e)))?;
+        if !keys.iter().any(|k| k.active && k.recipient == active) {
+            return Err(refuse(
+                format!(
+                    "data.active ({active}) is not the key marked active in \
+                     data.\"keys.json\"; refusing an inconsistent ConfigMap"
+                ),
+                None,
+            ));
+        }
+    }
+    Ok(keys)
+}
+
 /// How [`Keyring::apply_published`] changes an environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdateMode {
@@ -1076,5 +1192,86 @@ mod tests {
             find_root(&root.join("apps/vendored/x.yaml")),
             Some(normalize(&root.join("apps/vendored")))
         );
+    }
+
+    #[test]
+    fn published_lists_are_checked_and_refusals_are_typed() {
+        let a = gitseal_crypto::Identity::generate();
+        let b = gitseal_crypto::Identity::generate();
+        let item = |id: &gitseal_crypto::Identity, key_id: String, active: bool| {
+            format!(
+                r#"{{"recipient": "{}", "keyId": "{key_id}", "active": {active}}}"#,
+                id.recipient()
+            )
+        };
+        let good = format!(
+            "[{}, {}]",
+            item(&a, a.key_id().to_string(), true),
+            item(&b, b.key_id().to_string(), false)
+        );
+        let keys = parse_published_json(&good, "u").expect("a good list");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(&keys[0].recipient, a.recipient());
+        assert!(keys[0].active && !keys[1].active);
+
+        let refused = |text: &str| match parse_published_json(text, "https://c/v1/keys") {
+            Err(e @ Error::PublishedKeys { .. }) => e.to_string(),
+            other => panic!("not refused as a published list: {other:?}"),
+        };
+        let wrong_id = format!("[{}]", item(&a, b.key_id().to_string(), true));
+        let m = refused(&wrong_id);
+        assert!(m.starts_with("https://c/v1/keys: key #1 ("), "{m}");
+        assert!(m.contains("tampered with, refusing it"), "{m}");
+        assert!(refused("<html>").contains("the published keys are not valid JSON"));
+        assert!(refused("{}").ends_with("not a JSON array of keys"));
+        assert!(refused("[]").contains("no keys are published"));
+        let none_active = format!("[{}]", item(&a, a.key_id().to_string(), false));
+        assert!(refused(&none_active).ends_with("no published key is marked active"));
+        let two_active = format!(
+            "[{}, {}]",
+            item(&a, a.key_id().to_string(), true),
+            item(&b, b.key_id().to_string(), true)
+        );
+        assert!(refused(&two_active).ends_with("2 published keys are marked active; expected one"));
+        let bad_recipient =
+            r#"[{"recipient": "age1nope", "keyId": "0011223344556677", "active": true}]"#;
+        match parse_published_json(bad_recipient, "f") {
+            Err(Error::PublishedKeys {
+                message,
+                source: Some(_),
+                ..
+            }) => {
+                assert_eq!(message, "key #1: the recipient is not usable")
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let cm = |active: &str| {
+            format!(
+                "kind: ConfigMap\ndata:\n  active: {active}\n  keys.json: '{}'\n",
+                good.replace('\'', "''")
+            )
+        };
+        let from_cm = parse_published_configmap(&cm(&a.recipient().to_string()), "cm.yaml")
+            .expect("a consistent ConfigMap");
+        assert_eq!(from_cm, keys);
+        match parse_published_configmap(&cm(&b.recipient().to_string()), "cm.yaml") {
+            Err(Error::PublishedKeys {
+                origin, message, ..
+            }) => {
+                assert_eq!(origin, "cm.yaml");
+                assert!(
+                    message.contains("refusing an inconsistent ConfigMap"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_published_configmap("kind: Secret\n", "s.yaml") {
+            Err(e @ Error::PublishedKeys { .. }) => {
+                assert!(e.to_string().starts_with("s.yaml: not a ConfigMap"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

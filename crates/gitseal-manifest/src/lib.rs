@@ -129,6 +129,19 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A controller's published key list (`GET /v1/keys`, or the
+    /// `gitseal-public-keys` ConfigMap) is unusable: not the expected
+    /// JSON/YAML, no active key, or a key id that does not match its
+    /// recipient (a garbled or tampered list).
+    #[error("{origin}: {message}")]
+    PublishedKeys {
+        /// Where the list came from (a URL, a service, a file).
+        origin: String,
+        /// What is wrong.
+        message: String,
+        /// The cause, when a published recipient does not parse.
+        source: Option<gitseal_crypto::Error>,
+    },
     /// `--env` (or a path rule) names no environment of the keyring.
     #[error("unknown environment {name:?}; the keyring has: {}", known.join(", "))]
     UnknownEnvironment {

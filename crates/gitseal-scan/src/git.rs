@@ -30,17 +30,21 @@ pub enum Source {
 }
 
 /// One blob to scan: where it appeared first and which lines were added.
-#[derive(Clone, Debug)]
-struct Entry {
-    commit: Option<String>,
-    path: String,
-    blob: String,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The commit that added or changed it (`None` for staged changes).
+    pub commit: Option<String>,
+    /// Its path in the repository, unquoted.
+    pub path: String,
+    /// Its blob id.
+    pub blob: String,
 }
 
-type Ranges = Vec<(usize, usize)>;
+/// Added line ranges (1-based, inclusive).
+pub type Ranges = Vec<(usize, usize)>;
 
 /// Added line ranges per (commit, path).
-type Added = HashMap<(Option<String>, String), Ranges>;
+pub type Added = HashMap<(Option<String>, String), Ranges>;
 
 fn git_command(repo: &Path) -> Command {
     let mut c = Command::new("git");
@@ -79,7 +83,7 @@ pub fn toplevel(dir: &Path) -> Result<std::path::PathBuf, Error> {
 }
 
 /// Undoes git's C-style quoting of unusual path names.
-fn unquote(p: &str) -> String {
+pub fn unquote(p: &str) -> String {
     let Some(inner) = p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
         return p.to_string();
     };
@@ -121,8 +125,12 @@ fn unquote(p: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses `git log --raw -p -U0` / `git diff --raw -p -U0` output.
-fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added), Error> {
+/// Parses `git log --raw -p -U0` / `git diff --raw -p -U0` output: the
+/// regular files added or modified (with their blob ids), and, with
+/// `want_lines`, the line ranges each commit added to each path. Public
+/// so the fuzz target can feed it arbitrary bytes; `verify` calls it on
+/// git's own output.
+pub fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added), Error> {
     let mut entries = Vec::new();
     let mut added: Added = HashMap::new();
     let mut commit: Option<String> = None;
@@ -172,8 +180,11 @@ fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added), Er
             let mut parts = h.split_whitespace();
             let old = parts.next().unwrap_or("");
             let new = parts.next().unwrap_or("");
+            // Any bytes may reach here (a hunk header is not checked to be
+            // ASCII, numbers may overflow): never slice inside a character
+            // or overflow (found by the scan_git fuzz target).
             let count = |s: &str| -> (usize, usize) {
-                let s = &s[1.min(s.len())..];
+                let s = s.get(1..).unwrap_or_default();
                 match s.split_once(',') {
                     Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
                     None => (s.parse().unwrap_or(0), 1),
@@ -181,13 +192,13 @@ fn parse_changes(out: &[u8], want_lines: bool) -> Result<(Vec<Entry>, Added), Er
             };
             let (_, removed) = count(old);
             let (start, n) = count(new);
-            remaining = removed + n;
+            remaining = removed.saturating_add(n);
             if want_lines && n > 0 {
                 if let Some(p) = &cur_path {
                     added
                         .entry((commit.clone(), p.clone()))
                         .or_default()
-                        .push((start, start + n - 1));
+                        .push((start, start.saturating_add(n - 1)));
                 }
             }
         }
@@ -516,6 +527,20 @@ mod tests {
         assert_eq!(unquote("\"a\\tb\""), "a\tb");
         assert_eq!(unquote("\"caf\\303\\251\""), "café");
         assert_eq!(unquote("\"q\\\"x\""), "q\"x");
+    }
+
+    #[test]
+    fn odd_hunk_headers_neither_panic_nor_overflow() {
+        // Found by the scan_git fuzz target: a hunk header whose counts
+        // start with a multi-byte character, and counts near usize::MAX.
+        let out =
+            "+++ b/a\n@@ -1 +18446744073709551615,2 @@\nx\nx\nx\n@@ \u{fffd}v +1 @@\n".as_bytes();
+        let (entries, added) = parse_changes(out, true).expect("parses");
+        assert!(entries.is_empty());
+        assert_eq!(
+            added.get(&(None, "a".into())),
+            Some(&vec![(usize::MAX, usize::MAX), (1, 1)])
+        );
     }
 
     #[test]

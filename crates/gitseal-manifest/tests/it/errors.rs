@@ -452,3 +452,42 @@ fn debug_of_plaintext_holding_types_shows_no_plaintext() {
     assert!(format!("{docs:?}").contains("secret.yaml"));
     assert!(format!("{out:?}").contains("Secret"));
 }
+
+#[test]
+fn tagged_objects_are_refused_alone_and_in_lists() {
+    // Found by the manifest_input fuzz target: a tagged item of a bare
+    // array was read as an object, passed through, and written as a
+    // tagged document that reading then refused.
+    use gitseal_manifest::input;
+    let alone =
+        input::parse("!x\napiVersion: v1\nkind: ConfigMap\n", "a.yaml").expect_err("tagged");
+    assert!(
+        alone
+            .to_string()
+            .contains("is a value with a YAML tag, expected a Kubernetes object"),
+        "{alone}"
+    );
+    let in_array = input::parse("- !x\n  apiVersion: v1\n  kind: ConfigMap\n", "b.yaml")
+        .expect_err("tagged item of an array");
+    assert!(matches!(in_array, Error::Invalid { .. }), "{in_array}");
+    assert!(
+        in_array
+            .to_string()
+            .contains("expected a Kubernetes object"),
+        "{in_array}"
+    );
+    let in_list = input::parse(
+        "apiVersion: v1\nkind: List\nitems:\n- !x\n  apiVersion: v1\n  kind: ConfigMap\n",
+        "c.yaml",
+    )
+    .expect_err("tagged item of a List");
+    assert!(
+        in_list
+            .to_string()
+            .contains("is a value with a YAML tag, expected a Kubernetes object"),
+        "{in_list}"
+    );
+    // Untagged arrays of objects still read.
+    let docs = input::parse("- apiVersion: v1\n  kind: ConfigMap\n", "d.yaml").expect("array");
+    assert_eq!(docs.len(), 1);
+}

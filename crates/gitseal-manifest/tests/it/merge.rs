@@ -358,3 +358,48 @@ fn a_layout_the_patcher_does_not_know_is_rewritten_correctly() {
     assert_eq!(data_item(&opened, 0, "a"), b"one");
     assert_eq!(data_item(&opened, 0, "b"), b"two");
 }
+
+#[test]
+fn a_tagged_key_in_the_target_is_written_so_that_it_reads_back() {
+    // Found by the manifest_input fuzz target: a key with YAML's
+    // non-specific tag (`! encryptedData:`) made the re-rendered document
+    // unreadable ("did not find expected tag URI").
+    let key = key();
+    let sealed = seal_strict(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: one}\n",
+        &key,
+    )
+    .expect("seals");
+    let text = format!(
+        "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {{name: db, namespace: prod}}\nspec:\n! encryptedData:\n     a: '{}'\n",
+        value_of(&sealed, 0, "a")
+    );
+    let merged = merge(
+        &key,
+        &text,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {b: two}\n",
+        None,
+    );
+    // The tag cannot be written back: refused, nothing written.
+    match merged {
+        Err(gitseal_manifest::Error::Output(m)) => {
+            assert!(m.contains("YAML tag"), "{m}")
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(m) => panic!("wrote a document with an unwritable tag:\n{}", m.text),
+    }
+    // A tag YAML can write is kept, and the output reads back.
+    let named = text.replace("! encryptedData", "!keep other");
+    let merged = merge(
+        &key,
+        &named,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {b: two}\n",
+        None,
+    )
+    .expect("merges");
+    let docs = input::parse(&merged.text, "merged").expect("merged output parses");
+    assert!(merged.text.contains("!keep other"), "{}", merged.text);
+    assert_eq!(docs.len(), 1);
+    let opened = open_text(&merged.text, &key, "m").expect("opens");
+    assert_eq!(data_item(&opened, 0, "b"), b"two");
+}

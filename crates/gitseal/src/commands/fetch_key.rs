@@ -32,13 +32,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use gitseal_crypto::{KeyId, Recipient};
+use gitseal_crypto::KeyId;
 use gitseal_manifest::keyring::{
     self, ControllerEndpoint, KeyUpdate, Keyring, Published, UpdateMode, DEFAULT_PATH,
 };
 use http::StatusCode;
 use http_body_util::BodyExt as _;
-use serde_yaml::Value;
 
 use crate::exit::{coded, Exit};
 use crate::io::read_source;
@@ -184,92 +183,10 @@ pub struct Args {
     pub accept_new_key: Option<String>,
 }
 
-/// One published key, checked.
-#[derive(Clone, Debug)]
-struct PublishedKey {
-    recipient: Recipient,
-    active: bool,
-}
-
-/// Parses and checks a `keys.json` document (as served by `GET /v1/keys`).
-fn parse_keys_json(text: &str, origin: &str) -> anyhow::Result<Vec<PublishedKey>> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{origin}: the published keys are not valid JSON: {e}"))?;
-    let Some(items) = value.as_array() else {
-        bail!("{origin}: the published keys are not a JSON array of keys");
-    };
-    if items.is_empty() {
-        bail!("{origin}: no keys are published (has the controller started?)");
-    }
-    let mut keys = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let n = i + 1;
-        let field = |name: &str| item.get(name).and_then(serde_json::Value::as_str);
-        let Some(text) = field("recipient") else {
-            bail!("{origin}: key #{n} has no \"recipient\" string");
-        };
-        let recipient: Recipient = text
-            .parse()
-            .with_context(|| format!("{origin}: key #{n}: the recipient is not usable"))?;
-        let Some(key_id) = field("keyId") else {
-            bail!("{origin}: key #{n} has no \"keyId\" string");
-        };
-        let actual = recipient.key_id().to_string();
-        if key_id != actual {
-            bail!(
-                "{origin}: key #{n} ({recipient}) is published with key id {key_id:?}, but its \
-                 key id is {actual}; the list is corrupt or tampered with, refusing it"
-            );
-        }
-        let active = item
-            .get("active")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        keys.push(PublishedKey { recipient, active });
-    }
-    match keys.iter().filter(|k| k.active).count() {
-        1 => Ok(keys),
-        0 => bail!("{origin}: no published key is marked active"),
-        n => bail!("{origin}: {n} published keys are marked active; expected one"),
-    }
-}
-
 /// Reads the keys from a saved `gitseal-public-keys` ConfigMap.
-fn from_configmap_file(path: &Path) -> anyhow::Result<Vec<PublishedKey>> {
+fn from_configmap_file(path: &Path) -> anyhow::Result<Vec<Published>> {
     let (origin, text) = read_source(path)?;
-    parse_configmap(&text, &origin)
-}
-
-/// Parses and checks a `gitseal-public-keys` ConfigMap (YAML or JSON): its
-/// `keys.json`, and `active` when present.
-fn parse_configmap(text: &str, origin: &str) -> anyhow::Result<Vec<PublishedKey>> {
-    let value: Value = serde_yaml::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{origin}: not valid YAML or JSON: {e}"))?;
-    if value.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
-        bail!(
-            "{origin}: not a ConfigMap; save it with \
-             `kubectl get configmap gitseal-public-keys -n gitseal-system -o yaml`"
-        );
-    }
-    let data = value.get("data");
-    let field = |name: &str| data.and_then(|d| d.get(name)).and_then(Value::as_str);
-    let Some(json) = field("keys.json") else {
-        bail!("{origin}: the ConfigMap has no data.\"keys.json\" (is it gitseal-public-keys?)");
-    };
-    let keys = parse_keys_json(json, &format!("{origin}, data.\"keys.json\""))?;
-    if let Some(active) = field("active") {
-        let active: Recipient = active
-            .trim()
-            .parse()
-            .with_context(|| format!("{origin}: data.active is not usable"))?;
-        if !keys.iter().any(|k| k.active && k.recipient == active) {
-            bail!(
-                "{origin}: data.active ({active}) is not the key marked active in \
-                 data.\"keys.json\"; refusing an inconsistent ConfigMap"
-            );
-        }
-    }
-    Ok(keys)
+    Ok(keyring::parse_published_configmap(&text, &origin)?)
 }
 
 /// Where a remote GET goes.
@@ -885,7 +802,7 @@ async fn get(args: &Args, target: &Target, context: Option<&str>) -> anyhow::Res
 }
 
 /// The published keys from the planned source.
-fn fetch(args: &Args, plan: &Plan) -> anyhow::Result<Vec<PublishedKey>> {
+fn fetch(args: &Args, plan: &Plan) -> anyhow::Result<Vec<Published>> {
     let Some(target) = &plan.target else {
         return match &args.configmap_file {
             Some(path) => from_configmap_file(path),
@@ -899,8 +816,8 @@ fn fetch(args: &Args, plan: &Plan) -> anyhow::Result<Vec<PublishedKey>> {
     let body = runtime.block_on(get(args, target, plan.context.as_deref()))?;
     let origin = target.origin();
     match target {
-        Target::ConfigMap { .. } => parse_configmap(&body, &origin),
-        _ => parse_keys_json(&body, &origin),
+        Target::ConfigMap { .. } => Ok(keyring::parse_published_configmap(&body, &origin)?),
+        _ => Ok(keyring::parse_published_json(&body, &origin)?),
     }
 }
 
@@ -966,20 +883,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if let Some(choice) = chosen.as_mut() {
         if let Some(name) = choice.env.clone() {
-            let published: Vec<Published> = keys
-                .iter()
-                .map(|k| Published {
-                    recipient: k.recipient.clone(),
-                    active: k.active,
-                })
-                .collect();
             let mode = if args.add {
                 UpdateMode::Add
             } else {
                 UpdateMode::Replace
             };
             let mut updated = choice.keyring.clone();
-            let update = updated.apply_published(&name, &published, mode)?;
+            let update = updated.apply_published(&name, &keys, mode)?;
             let path = choice.path.display().to_string();
             if !writing {
                 if update.changed() {
