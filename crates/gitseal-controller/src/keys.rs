@@ -146,6 +146,9 @@ pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
     loaded: AtomicBool,
     changed: watch::Sender<u64>,
+    /// The keys of the first load: the baseline new keys are announced
+    /// against, whenever the announcing task first looks.
+    first: std::sync::OnceLock<Arc<KeySet>>,
 }
 
 impl Default for KeyStore {
@@ -154,6 +157,7 @@ impl Default for KeyStore {
             current: RwLock::new(Arc::new(KeySet::default())),
             loaded: AtomicBool::new(false),
             changed: watch::channel(0).0,
+            first: std::sync::OnceLock::new(),
         }
     }
 }
@@ -186,10 +190,16 @@ impl KeyStore {
             };
             std::mem::replace(&mut *g, new.clone())
         };
+        let _ = self.first.set(new.clone());
         let was_loaded = self.loaded.swap(true, Ordering::AcqRel);
         if !was_loaded || !new.changes_from(&old).is_empty() {
             self.changed.send_modify(|n| *n += 1);
         }
+    }
+
+    /// The keys of the first load, once there was one.
+    pub fn first_loaded(&self) -> Option<Arc<KeySet>> {
+        self.first.get().cloned()
     }
 
     /// Whether keys were loaded at least once (and there is at least one).

@@ -284,7 +284,11 @@ async fn announce_keys(
         let current = store.current();
         metrics.set_keys_loaded(current.len());
         // The first load is the baseline (a key generated on first start
-        // is then announced too).
+        // is then announced too), kept by the store: a key added before
+        // this task first looks is still announced.
+        if previous.is_none() {
+            previous = store.first_loaded();
+        }
         if store.is_loaded() {
             if let Some(before) = previous.as_ref() {
                 let changes = current.changes_from(before);

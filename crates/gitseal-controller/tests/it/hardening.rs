@@ -217,6 +217,10 @@ async fn secret_owned_by_a_sealed_secret_is_never_a_key_and_dates_do_not_stop_ro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_is_announced() {
     let (fake, _, running) = keyed_controller().await;
+    // Events come from the leader: a key added before this replica leads
+    // is logged and counted only.
+    let leading = running.handles.leading.clone();
+    wait_for("leadership", 20, || (*leading.borrow()).then_some(())).await;
     let added = Identity::generate();
     add_key(&fake, &added, 1);
     let name = format!("gitseal-key-{}", added.key_id());
