@@ -1,6 +1,8 @@
 //! The fault storm in the suite (the harness is [`crate::storm`]), and the
 //! bugs it found, each alone.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gitseal_crypto::Identity;
@@ -130,38 +132,13 @@ async fn a_relist_of_the_key_secrets_reconciles_nothing() {
 /// just read is now conditional on its resourceVersion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_racing_the_deletion_of_its_sealed_secret_recreates_nothing() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    let fake = crate::fake_api::FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
     // Deletes the SealedSecret (and so, by garbage collection, its Secret)
     // right before the first write of Secret app/db reaches the API, once armed.
-    let armed = Arc::new(AtomicBool::new(false));
-    let client = {
-        let (fake, armed) = (fake.clone(), armed.clone());
-        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let (fake, armed) = (fake.clone(), armed.clone());
-            async move {
-                let write = req.method() == http::Method::PATCH
-                    && req.uri().path() == "/api/v1/namespaces/app/secrets/db";
-                if write && armed.swap(false, Ordering::SeqCst) {
-                    assert!(fake.remove("sealedsecrets", "app", "db"));
-                }
-                Ok::<_, std::convert::Infallible>(fake.handle(req).await)
-            }
-        });
-        kube::Client::new(svc, "default")
-    };
-    let running =
-        crate::common::start_with_client(&fake, client, crate::common::config(), None).await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
+    let (fake, armed, running) = controller_with_hook(
+        |method, path| method == http::Method::PATCH && path == "/api/v1/namespaces/app/secrets/db",
+        delete_the_sealed_secret,
+    )
+    .await;
     armed.store(true, Ordering::SeqCst);
     // Edited by hand: the controller reads the Secret and writes it back.
     fake.merge_patch(
@@ -189,43 +166,14 @@ async fn an_apply_racing_the_deletion_of_its_sealed_secret_recreates_nothing() {
 /// that is not what its SealedSecret wants.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_put_back_unseen_and_deleted_again_is_put_back() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    let fake = crate::fake_api::FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
     // Once armed: the cluster-wide Secret watches go down right before the
     // next write of a Secret in namespace app reaches the API.
-    let armed = Arc::new(AtomicBool::new(false));
-    let client = {
-        let (fake, armed) = (fake.clone(), armed.clone());
-        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let (fake, armed) = (fake.clone(), armed.clone());
-            async move {
-                let write = req.method() != http::Method::GET
-                    && req
-                        .uri()
-                        .path()
-                        .starts_with("/api/v1/namespaces/app/secrets");
-                if write && armed.swap(false, Ordering::SeqCst) {
-                    fake.fail(Some(http::Method::GET), "/api/v1/secrets?", 500, 1_000_000);
-                    fake.drop_watches("secrets");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Ok::<_, std::convert::Infallible>(fake.handle(req).await)
-            }
-        });
-        kube::Client::new(svc, "default")
-    };
-    let running =
-        crate::common::start_with_client(&fake, client, crate::common::config(), None).await;
-    fake.upsert(
-        "sealedsecrets",
-        "app",
-        sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
-    );
-    crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
+    let (fake, armed, running) = controller_with_hook(app_secret_write, |fake| {
+        fake.fail(Some(http::Method::GET), "/api/v1/secrets?", 500, 1_000_000);
+        fake.drop_watches("secrets");
+        Duration::from_millis(100)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     armed.store(true, Ordering::SeqCst);
     // Deleted by hand (the watches see it); the put-back goes unseen.
@@ -252,28 +200,49 @@ async fn a_secret_put_back_unseen_and_deleted_again_is_put_back() {
 /// create, and the Secret just created is deleted when it is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_put_back_as_its_sealed_secret_is_deleted_does_not_stay() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    let fake = crate::fake_api::FakeApi::new();
-    let id = Identity::generate();
-    add_key(&fake, &id, 60);
     // Deletes the SealedSecret right before the next write of a Secret in
     // namespace app (the create or apply that puts it back) reaches the
     // API, once armed.
+    let (fake, armed, running) =
+        controller_with_hook(app_secret_write, delete_the_sealed_secret).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    armed.store(true, Ordering::SeqCst);
+    assert!(fake.remove("secrets", "app", "db"));
+    crate::common::wait_for("the racing create", 10, || {
+        (!armed.load(Ordering::SeqCst)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        fake.get("secrets", "app", "db").is_none(),
+        "a Secret stayed for a deleted SealedSecret"
+    );
+    running.shutdown().await;
+}
+
+/// Starts the controller over a client that, once the returned flag is
+/// armed, calls `before` right before the next request `matches` selects
+/// reaches the fake API (then waits what `before` returns), and syncs
+/// SealedSecret app/db with item `k` = `v`.
+async fn controller_with_hook(
+    matches: fn(&http::Method, &str) -> bool,
+    before: fn(&crate::fake_api::FakeApi) -> Duration,
+) -> (
+    crate::fake_api::FakeApi,
+    Arc<AtomicBool>,
+    crate::common::Running,
+) {
+    let fake = crate::fake_api::FakeApi::new();
+    let id = Identity::generate();
+    add_key(&fake, &id, 60);
     let armed = Arc::new(AtomicBool::new(false));
     let client = {
         let (fake, armed) = (fake.clone(), armed.clone());
         let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let (fake, armed) = (fake.clone(), armed.clone());
             async move {
-                let create = req.method() != http::Method::GET
-                    && req
-                        .uri()
-                        .path()
-                        .starts_with("/api/v1/namespaces/app/secrets");
-                if create && armed.swap(false, Ordering::SeqCst) {
-                    assert!(fake.remove("sealedsecrets", "app", "db"));
+                if matches(req.method(), req.uri().path()) && armed.swap(false, Ordering::SeqCst) {
+                    tokio::time::sleep(before(&fake)).await;
                 }
                 Ok::<_, std::convert::Infallible>(fake.handle(req).await)
             }
@@ -288,17 +257,16 @@ async fn a_secret_put_back_as_its_sealed_secret_is_deleted_does_not_stay() {
         sealed_secret("app", "db", &[("k", b"v")], &[id.recipient().clone()]),
     );
     crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    armed.store(true, Ordering::SeqCst);
-    assert!(fake.remove("secrets", "app", "db"));
-    crate::common::wait_for("the racing create", 10, || {
-        (!armed.load(Ordering::SeqCst)).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        fake.get("secrets", "app", "db").is_none(),
-        "a Secret stayed for a deleted SealedSecret"
-    );
-    running.shutdown().await;
+    (fake, armed, running)
+}
+
+/// A write (not a read) of a Secret in namespace app.
+fn app_secret_write(method: &http::Method, path: &str) -> bool {
+    method != http::Method::GET && path.starts_with("/api/v1/namespaces/app/secrets")
+}
+
+/// Deletes SealedSecret app/db (and so, by garbage collection, its Secret).
+fn delete_the_sealed_secret(fake: &crate::fake_api::FakeApi) -> Duration {
+    assert!(fake.remove("sealedsecrets", "app", "db"));
+    Duration::ZERO
 }
