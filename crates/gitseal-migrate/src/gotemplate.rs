@@ -188,8 +188,7 @@ fn action_end(s: &str) -> Result<(usize, usize, bool), String> {
 
 /// After a comment's `*/`: optional ` -` then `}}`.
 fn closing(tail: &str) -> Option<(bool, usize)> {
-    if let Some(rest) = tail.strip_prefix("}}") {
-        let _ = rest;
+    if tail.starts_with("}}") {
         return Some((false, 2));
     }
     let spaces = tail.len() - tail.trim_start_matches([' ', '\t', '\r', '\n']).len();
@@ -303,6 +302,11 @@ fn item_reference(cmd: &str) -> Result<String, String> {
         w if w.starts_with('$') => format!("the variable {w}"),
         w if w.starts_with('.') => format!("the field chain {w}"),
         "" => "an empty action {{ }}".to_string(),
+        w if w.starts_with(['"', '`', '\'', '-'])
+            || w.starts_with(|c: char| c.is_ascii_digit()) =>
+        {
+            format!("the constant {w}")
+        }
         w => format!("the function {w:?}"),
     };
     Err(format!(
@@ -328,7 +332,7 @@ mod tests {
             "postgres://{{ .user }}:{{ index . \"pass-word\" | b64enc }}@db/{{/* a }} comment */}}x {{- \" y\" | b64enc }}",
         );
         // A string literal as the command is not an item reference.
-        assert!(t.is_err());
+        assert!(t.expect_err("a constant").contains("the constant \""));
         let t = translate("postgres://{{ .user }}:{{ index . \"pass-word\" | b64enc }}@db/{{/* a }} c */}}x  {{- .user -}}  \n!")
             .expect("translates");
         assert_eq!(
@@ -392,7 +396,9 @@ mod tests {
     fn a_dash_without_space_is_not_a_trim_marker() {
         // `{{-3}}` is the number -3 in Go, not a trim marker: refused, and
         // the text before it is not trimmed away silently.
-        assert!(translate("a {{-3}}").is_err());
+        assert!(translate("a {{-3}}")
+            .expect_err("a number")
+            .contains("the constant -3"));
         let t = translate("a {{ .x}} b").expect("translates");
         assert_eq!(
             t.render_go(&values(&[("x", b"1")])).unwrap().as_slice(),
