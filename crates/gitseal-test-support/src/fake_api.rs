@@ -175,6 +175,9 @@ struct State {
     /// Plurals whose every watch event is journaled ([`FakeApi::journal`]).
     journaled: BTreeSet<String>,
     journal: Vec<Journaled>,
+    /// Delete what is created with only owners that no longer exist
+    /// ([`FakeApi::collect_dangling`]).
+    collect_dangling: bool,
 }
 
 /// The fake API server. Cheap to clone (shared state).
@@ -647,6 +650,7 @@ impl FakeApi {
                 chaos_counts_kept: None,
                 journaled: BTreeSet::new(),
                 journal: Vec::new(),
+                collect_dangling: false,
             })),
             tx,
         }
@@ -874,6 +878,15 @@ impl FakeApi {
         self.lock().journaled.insert(plural.to_string());
     }
 
+    /// From now on, an object created whose every owner (by uid) no longer
+    /// exists is deleted right after its creation, as a real garbage
+    /// collector deletes a dependent with dangling owner references (a
+    /// write racing its owner's deletion). Off by default: tests that
+    /// place objects with made-up owners keep them.
+    pub fn collect_dangling(&self, on: bool) {
+        self.lock().collect_dangling = on;
+    }
+
     /// The journaled events so far, oldest first.
     pub fn journal_events(&self) -> Vec<Journaled> {
         self.lock().journal.clone()
@@ -983,7 +996,22 @@ impl FakeApi {
             },
         );
         self.emit(st, "ADDED", &key, labels, bytes, rv);
+        if st.collect_dangling && Self::dangling(st, &key) {
+            self.delete_key(st, &key);
+        }
         Ok(obj)
+    }
+
+    /// Whether the object at `key` has owners and none of them exists.
+    fn dangling(st: &State, key: &Key) -> bool {
+        let Some(o) = st.objects.get(key) else {
+            return false;
+        };
+        !o.owners.is_empty()
+            && !st
+                .objects
+                .values()
+                .any(|other| o.owners.contains(&other.uid))
     }
 
     /// Stores `new` in place of `old` (both full objects); no-op writes keep

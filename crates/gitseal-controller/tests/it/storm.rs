@@ -51,7 +51,16 @@ pub struct StormConfig {
     pub outage_every: Duration,
     /// How long the faults-off phase may take to converge.
     pub converge_limit: Duration,
-    /// How long the controller must stay quiet after converging.
+    /// After converging, the controller may still finish work it
+    /// scheduled during the storm from a view its watches have not yet
+    /// caught up with (a retry, the Event of a recovery whose status write
+    /// timed out): it has settled once it wrote nothing for `settle_gap`,
+    /// which must happen within `settle_limit` (longer than the watches'
+    /// longest backoff, 30 s), and must change no Secret meanwhile.
+    pub settle_gap: Duration,
+    /// See `settle_gap`.
+    pub settle_limit: Duration,
+    /// How long the controller must then stay quiet (no writes).
     pub quiet: Duration,
     /// Seed of the user operations (the faults have their own).
     pub seed: u64,
@@ -79,6 +88,8 @@ impl StormConfig {
             outage: Duration::from_secs(3),
             outage_every: Duration::from_secs(10),
             converge_limit: Duration::from_secs(60),
+            settle_gap: Duration::from_secs(2),
+            settle_limit: Duration::from_secs(40),
             quiet: Duration::from_secs(3),
             seed,
         }
@@ -108,7 +119,14 @@ pub struct StormReport {
     pub requests: u64,
     /// Requests by verb and resource over the whole run.
     pub tally: BTreeMap<String, u64>,
-    /// Requests and writes during the quiet window after converging.
+    /// From converging until no write for `settle_gap` (None: did not settle).
+    pub settled_after: Option<Duration>,
+    /// Writes between converging and settling (none changed a Secret).
+    pub settle_writes: Vec<String>,
+    /// SealedSecret status changes between converging and settling: the
+    /// object and the status fields that changed.
+    pub settle_status_changes: Vec<String>,
+    /// Requests and writes during the quiet window after settling.
     pub quiet_requests: u64,
     /// See `quiet_requests`.
     pub quiet_writes: Vec<String>,
@@ -160,6 +178,15 @@ impl StormReport {
                 self.status_writes,
                 self.events,
                 self.requests
+            ),
+            format!(
+                "settled after converging: {} ({} writes: {:?}; status changes: {:?})",
+                self.settled_after
+                    .map(|d| format!("{:.2} s", d.as_secs_f64()))
+                    .unwrap_or_else(|| "NOT SETTLED".into()),
+                self.settle_writes.len(),
+                self.settle_writes,
+                self.settle_status_changes
             ),
             format!(
                 "quiet window: {} requests, {} writes, {} CPU",
@@ -522,6 +549,44 @@ fn diagnose(
     format!("diagnosis of {at}: operations {ops:#?}\nevents {events:#?}\nrequests {lines:#?}")
 }
 
+/// The status fields (and condition fields, by condition type) that differ
+/// between two versions of a SealedSecret, by name only.
+fn status_fields_changed(before: Option<&[u8]>, after: &[u8]) -> String {
+    let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap_or(Value::Null);
+    let (old, new) = (before.map(parse).unwrap_or(Value::Null), parse(after));
+    let mut out = Vec::new();
+    if old["metadata"]["generation"] != new["metadata"]["generation"] {
+        out.push("metadata.generation".to_string());
+    }
+    let fields = |v: &Value| -> BTreeMap<String, Value> {
+        let mut m = BTreeMap::new();
+        for (k, val) in v["status"].as_object().into_iter().flatten() {
+            if k == "conditions" {
+                for c in val.as_array().into_iter().flatten() {
+                    let t = c["type"].as_str().unwrap_or("?");
+                    for (ck, cv) in c.as_object().into_iter().flatten() {
+                        m.insert(format!("conditions[{t}].{ck}"), cv.clone());
+                    }
+                }
+            } else {
+                m.insert(k.clone(), val.clone());
+            }
+        }
+        m
+    };
+    let (a, b) = (fields(&old), fields(&new));
+    for k in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if a.get(k) != b.get(k) {
+            out.push(format!("status.{k}"));
+        }
+    }
+    out.join(", ")
+}
+
 fn writes_of(tally: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> u64 {
     tally.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v).sum()
 }
@@ -533,6 +598,10 @@ pub async fn run_storm(cfg: &StormConfig) -> StormReport {
     add_key(&fake, &id, 60);
     fake.journal("secrets");
     fake.journal("sealedsecrets");
+    // A create racing its owner's deletion leaves a Secret only garbage
+    // collection can remove (no client can prevent it); the fake collects
+    // it as a real cluster does.
+    fake.collect_dangling(true);
     let unreachable = Arc::new(AtomicBool::new(false));
     let client = storm_client(&fake, unreachable.clone(), cfg.request_timeout);
     let mut config = crate::common::config();
@@ -621,8 +690,61 @@ pub async fn run_storm(cfg: &StormConfig) -> StormReport {
     }
 
     let storm_requests = fake.requests();
-    // Quiet: nothing more to do, so nothing is written.
     let tally = fake.request_tally();
+    // Settle: what the controller scheduled from a stale view may still
+    // run, but must stop, and must change no Secret.
+    let journaled_at_convergence = fake.journal_events().len();
+    fake.record_requests();
+    let writes = |fake: &FakeApi| -> Vec<String> {
+        fake.requests()
+            .into_iter()
+            .filter(|l| !l.starts_with("GET "))
+            .collect()
+    };
+    let settling = Instant::now();
+    let (mut seen, mut last_write) = (0, settling);
+    let settled_after = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n = writes(&fake).len();
+        if n != seen {
+            (seen, last_write) = (n, Instant::now());
+        }
+        if last_write.elapsed() >= cfg.settle_gap {
+            break Some(last_write - settling);
+        }
+        if settling.elapsed() > cfg.settle_limit {
+            violations.push(format!(
+                "still writing {:?} after converging: {:?}",
+                cfg.settle_limit,
+                writes(&fake)
+            ));
+            break None;
+        }
+    };
+    let settle_writes = writes(&fake);
+    let (mut settle_status_changes, mut changed_secrets) = (Vec::new(), Vec::new());
+    let journal = fake.journal_events();
+    for (i, e) in journal.iter().enumerate().skip(journaled_at_convergence) {
+        if !NAMESPACES.contains(&e.key.namespace.as_str()) {
+            continue;
+        }
+        let at = format!("{}/{}", e.key.namespace, e.key.name);
+        if e.key.plural == "secrets" {
+            changed_secrets.push(format!("{at} {}", e.kind));
+        } else {
+            let before = journal[..i].iter().rev().find(|p| p.key == e.key);
+            settle_status_changes.push(format!(
+                "{at}: {}",
+                status_fields_changed(before.map(|p| &p.bytes[..]), &e.bytes)
+            ));
+        }
+    }
+    if !changed_secrets.is_empty() {
+        violations.push(format!(
+            "Secrets changed after converging: {changed_secrets:?}"
+        ));
+    }
+    // Quiet: nothing more to do, so nothing is written.
     fake.record_requests();
     let before = fake.request_count();
     let cpu_before = process_cpu();
@@ -675,6 +797,9 @@ pub async fn run_storm(cfg: &StormConfig) -> StormReport {
         events: writes_of(&tally, |k| k == "create events"),
         requests: fake.request_count(),
         tally: tally.clone(),
+        settled_after,
+        settle_writes,
+        settle_status_changes,
         quiet_requests,
         quiet_writes,
         quiet_cpu,
