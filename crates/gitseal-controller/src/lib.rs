@@ -26,6 +26,7 @@ pub mod secret_index;
 pub mod shard;
 pub mod sources;
 pub mod templates;
+pub mod term;
 pub mod triggers;
 pub mod vault;
 mod web;

@@ -19,8 +19,8 @@
 //! is applied to the index before it triggers, the reconcile it triggers
 //! sees it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -32,9 +32,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use rand_core::RngCore;
 use sha2::Sha256;
-use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use crate::term::{Term, TermIndex};
 use crate::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
 /// A Secret reduced to what reconcile compares (never its data).
@@ -59,21 +59,16 @@ struct Entry {
     distrusted: bool,
 }
 
+/// What the index holds in a term; its watch scopes are namespaces
+/// (`None`: every namespace).
 #[derive(Default)]
-struct State {
+struct Data {
     entries: HashMap<(String, String), Entry>,
-    /// Entries of the relists in progress, by the namespace of the watch
-    /// (`None`: every namespace).
+    /// Entries of the relists in progress, by the namespace of the watch.
     relisting: HashMap<Option<String>, HashMap<(String, String), Fingerprint>>,
-    /// Watch scopes that finished their first list (`None`: every
-    /// namespace).
-    listed: HashSet<Option<String>>,
-    /// Namespaces whose first list a reconcile waited for in vain: later
-    /// reconciles there ask the API server at once.
-    gave_up: HashSet<String>,
-    /// Between [`SecretIndex::start`] and [`SecretIndex::stop`].
-    active: bool,
 }
+
+type State = Term<Option<String>, Data>;
 
 /// What the index knows of one Secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,9 +85,7 @@ pub enum Seen {
 /// The index of managed Secrets (see the module docs).
 pub struct SecretIndex {
     key: Zeroizing<[u8; 32]>,
-    state: Mutex<State>,
-    /// Bumped when a watch scope finishes a list.
-    listed: watch::Sender<u64>,
+    term: TermIndex<Option<String>, Data>,
 }
 
 impl std::fmt::Debug for SecretIndex {
@@ -121,16 +114,12 @@ impl SecretIndex {
         rand_core::OsRng.fill_bytes(key.as_mut());
         SecretIndex {
             key,
-            state: Mutex::new(State::default()),
-            listed: watch::channel(0).0,
+            term: TermIndex::new(READY_WAIT),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.term.lock()
     }
 
     /// The fingerprint of `secret`: its controller owner's uid, type
@@ -186,37 +175,24 @@ impl SecretIndex {
     /// for the first list of the namespace; after that, answers
     /// [`Seen::Unknown`] at once while the namespace is not listed.
     pub async fn seen(&self, namespace: &str, name: &str) -> Seen {
-        let mut rx = self.listed.subscribe();
-        let deadline = tokio::time::Instant::now() + READY_WAIT;
-        loop {
-            {
-                let st = self.lock();
-                if st.listed.contains(&None) || st.listed.contains(&Some(namespace.to_string())) {
-                    let entry = st.entries.get(&(namespace.to_string(), name.to_string()));
-                    return match entry {
-                        Some(e) if e.distrusted => Seen::Unknown,
-                        Some(Entry { seen: Some(fp), .. }) => Seen::Present(*fp),
-                        _ => Seen::Absent,
-                    };
+        let at = (namespace.to_string(), name.to_string());
+        self.term
+            .when_listed(&Some(namespace.to_string()), |st| {
+                match st.data.entries.get(&at) {
+                    Some(e) if e.distrusted => Seen::Unknown,
+                    Some(Entry { seen: Some(fp), .. }) => Seen::Present(*fp),
+                    _ => Seen::Absent,
                 }
-                if !st.active || st.gave_up.contains(namespace) {
-                    return Seen::Unknown;
-                }
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                self.lock().gave_up.insert(namespace.to_string());
-                return Seen::Unknown;
-            }
-        }
+            })
+            .await
+            .unwrap_or(Seen::Unknown)
     }
 
     /// Records what the SealedSecret of `namespace/name` wants its Secret to
     /// be: an event bringing exactly that triggers no reconcile.
     pub fn want(&self, namespace: &str, name: &str, fp: Fingerprint) {
         self.lock()
+            .data
             .entries
             .entry((namespace.to_string(), name.to_string()))
             .or_default()
@@ -229,6 +205,7 @@ impl SecretIndex {
     pub fn distrust(&self, namespace: &str, name: &str) {
         if let Some(e) = self
             .lock()
+            .data
             .entries
             .get_mut(&(namespace.to_string(), name.to_string()))
         {
@@ -241,10 +218,10 @@ impl SecretIndex {
     pub fn forget(&self, namespace: &str, name: &str) {
         let mut st = self.lock();
         let key = (namespace.to_string(), name.to_string());
-        if let Some(e) = st.entries.get_mut(&key) {
+        if let Some(e) = st.data.entries.get_mut(&key) {
             e.wanted = None;
             if e.seen.is_none() {
-                st.entries.remove(&key);
+                st.data.entries.remove(&key);
             }
         }
     }
@@ -252,7 +229,7 @@ impl SecretIndex {
     /// Forgets what every SealedSecret not kept by `keep(namespace, name)`
     /// wanted (they were found gone after a relist).
     pub fn retain_wanted(&self, keep: impl Fn(&str, &str) -> bool) {
-        self.lock().entries.retain(|(ns, name), e| {
+        self.lock().data.entries.retain(|(ns, name), e| {
             if e.wanted.is_some() && !keep(ns, name) {
                 e.wanted = None;
             }
@@ -263,6 +240,7 @@ impl SecretIndex {
     /// Managed Secrets seen.
     pub fn len(&self) -> usize {
         self.lock()
+            .data
             .entries
             .values()
             .filter(|e| e.seen.is_some())
@@ -276,26 +254,20 @@ impl SecretIndex {
 
     /// Starts a term: nothing is known until the first list.
     pub fn start(&self) {
-        *self.lock() = State {
-            active: true,
-            ..State::default()
-        };
-        self.listed.send_modify(|n| *n += 1);
+        self.term.start();
     }
 
     /// Ends a term: everything is forgotten.
     pub fn stop(&self) {
-        *self.lock() = State::default();
-        self.listed.send_modify(|n| *n += 1);
+        self.term.stop();
     }
 
     /// A namespace left this shard: what was seen there is forgotten.
     pub fn left(&self, namespace: &str) {
         let mut st = self.lock();
-        st.listed.remove(&Some(namespace.to_string()));
-        st.gave_up.remove(namespace);
-        st.relisting.remove(&Some(namespace.to_string()));
-        st.entries.retain(|(ns, _), _| ns != namespace);
+        st.forget_namespace(namespace);
+        st.data.relisting.remove(&Some(namespace.to_string()));
+        st.data.entries.retain(|(ns, _), _| ns != namespace);
     }
 
     /// Applies one event of the watch of every namespace; returns the
@@ -321,7 +293,7 @@ impl SecretIndex {
                 };
                 let fp = self.fingerprint(&secret);
                 let mut st = self.lock();
-                let e = st.entries.entry(at.clone()).or_default();
+                let e = st.data.entries.entry(at.clone()).or_default();
                 e.seen = Some(fp);
                 e.distrusted = false;
                 if e.wanted != Some(fp) {
@@ -333,17 +305,17 @@ impl SecretIndex {
                     return out;
                 };
                 let mut st = self.lock();
-                if let Some(e) = st.entries.get_mut(&at) {
+                if let Some(e) = st.data.entries.get_mut(&at) {
                     e.seen = None;
                     e.distrusted = false;
                     if e.wanted.is_none() {
-                        st.entries.remove(&at);
+                        st.data.entries.remove(&at);
                     }
                 }
                 out.push(target(&at));
             }
             watcher::Event::Init => {
-                self.lock().relisting.insert(scope, HashMap::new());
+                self.lock().data.relisting.insert(scope, HashMap::new());
             }
             watcher::Event::InitApply(secret) => {
                 let Some(at) = place_of(&secret) else {
@@ -351,6 +323,7 @@ impl SecretIndex {
                 };
                 let fp = self.fingerprint(&secret);
                 self.lock()
+                    .data
                     .relisting
                     .entry(scope)
                     .or_default()
@@ -358,11 +331,11 @@ impl SecretIndex {
             }
             watcher::Event::InitDone => {
                 let mut st = self.lock();
-                let first = !st.listed.contains(&scope);
-                let mut listed = st.relisting.remove(&scope).unwrap_or_default();
+                let first = !st.was_listed(&scope);
+                let mut listed = st.data.relisting.remove(&scope).unwrap_or_default();
                 // Changed or vanished while the watch was away: reconcile
                 // (not on the first list: every object is reconciled then).
-                st.entries.retain(|at, e| {
+                st.data.entries.retain(|at, e| {
                     if scope.as_ref().is_some_and(|ns| *ns != at.0) {
                         return true;
                     }
@@ -379,7 +352,7 @@ impl SecretIndex {
                     e.seen.is_some() || e.wanted.is_some()
                 });
                 for (at, fp) in listed {
-                    st.entries.insert(
+                    st.data.entries.insert(
                         at,
                         Entry {
                             seen: Some(fp),
@@ -388,12 +361,7 @@ impl SecretIndex {
                         },
                     );
                 }
-                if let Some(ns) = scope.as_deref() {
-                    st.gave_up.remove(ns);
-                }
-                st.listed.insert(scope);
-                drop(st);
-                self.listed.send_modify(|n| *n += 1);
+                self.term.finish_list(st, scope);
             }
         }
         out
@@ -590,6 +558,6 @@ mod tests {
         assert_eq!(index.len(), 2);
         // Once its SealedSecret is gone too, nothing is kept for c.
         index.forget("team", "c");
-        assert_eq!(index.lock().entries.len(), 2);
+        assert_eq!(index.lock().data.entries.len(), 2);
     }
 }

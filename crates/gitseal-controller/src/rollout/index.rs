@@ -20,10 +20,10 @@
 //! before.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -33,9 +33,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
-use tokio::sync::watch;
 
 use super::{opts_in_value, HASH_ANNOTATION_PREFIX, RESTART_ANNOTATION};
+use crate::term::{Term, TermIndex};
 
 /// How long a rollout waits for the first list of a kind (in the Secret's
 /// namespace) before it lists by itself.
@@ -248,27 +248,20 @@ struct Tracked {
 /// A watch scope: a kind, in one namespace or (`None`) every namespace.
 type WatchScope = (&'static str, Option<String>);
 
+/// What the index holds in a term.
 #[derive(Default)]
-struct State {
+struct Data {
     /// namespace → (kind, name) → the opted-in workload.
     workloads: HashMap<String, BTreeMap<(&'static str, String), Tracked>>,
     /// Lists in progress.
     relisting: HashMap<WatchScope, Vec<(String, String, Tracked)>>,
-    /// Scopes whose first list is done.
-    listed: HashSet<WatchScope>,
-    /// (kind, namespace) whose first list a rollout waited for in vain.
-    gave_up: HashSet<(&'static str, String)>,
-    /// Between [`WorkloadIndex::start`] and [`WorkloadIndex::stop`].
-    active: bool,
 }
+
+type State = Term<WatchScope, Data>;
 
 /// The opted-in workloads (see the module docs).
 pub struct WorkloadIndex {
-    state: Mutex<State>,
-    /// Bumped when a scope finishes a list, or the index starts or stops.
-    listed: watch::Sender<u64>,
-    /// How long [`WorkloadIndex::opted_in`] waits for a first list.
-    ready_wait: Duration,
+    term: TermIndex<WatchScope, Data>,
 }
 
 impl fmt::Debug for WorkloadIndex {
@@ -299,48 +292,44 @@ fn tracked<K: Kind>(w: &Workload<K>) -> Option<(String, String, Tracked)> {
 impl WorkloadIndex {
     /// An empty, stopped index: [`WorkloadIndex::opted_in`] answers `None`.
     pub fn new() -> Self {
+        Self::waiting(READY_WAIT)
+    }
+
+    /// An empty, stopped index whose readers wait up to `ready_wait` for a
+    /// first list.
+    fn waiting(ready_wait: Duration) -> Self {
         WorkloadIndex {
-            state: Mutex::new(State::default()),
-            listed: watch::channel(0).0,
-            ready_wait: READY_WAIT,
+            term: TermIndex::new(ready_wait),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.term.lock()
     }
 
     /// Starts a term: nothing is known until the first lists.
     pub fn start(&self) {
-        *self.lock() = State {
-            active: true,
-            ..State::default()
-        };
-        self.listed.send_modify(|n| *n += 1);
+        self.term.start();
     }
 
     /// Ends a term: everything is forgotten.
     pub fn stop(&self) {
-        *self.lock() = State::default();
-        self.listed.send_modify(|n| *n += 1);
+        self.term.stop();
     }
 
     /// A namespace left this shard: what was seen there is forgotten.
     pub fn left(&self, namespace: &str) {
         let mut st = self.lock();
-        st.workloads.remove(namespace);
-        st.listed.retain(|(_, ns)| ns.as_deref() != Some(namespace));
-        st.relisting
+        st.forget_namespace(namespace);
+        st.data.workloads.remove(namespace);
+        st.data
+            .relisting
             .retain(|(_, ns), _| ns.as_deref() != Some(namespace));
-        st.gave_up.retain(|(_, ns)| ns != namespace);
     }
 
     /// Opted-in workloads held (all kinds and namespaces).
     pub fn len(&self) -> usize {
-        self.lock().workloads.values().map(BTreeMap::len).sum()
+        self.lock().data.workloads.values().map(BTreeMap::len).sum()
     }
 
     /// Whether no opted-in workload is held.
@@ -360,43 +349,25 @@ impl WorkloadIndex {
         secret: &str,
     ) -> Option<Vec<(String, Option<String>)>> {
         let key = super::hash_annotation_key(secret);
-        let mut rx = self.listed.subscribe();
-        let deadline = tokio::time::Instant::now() + self.ready_wait;
-        loop {
-            {
-                let st = self.lock();
-                if !st.active || st.gave_up.contains(&(kind, namespace.to_string())) {
-                    return None;
-                }
-                if st.listed.contains(&(kind, None))
-                    || st.listed.contains(&(kind, Some(namespace.to_string())))
-                {
-                    let Some(here) = st.workloads.get(namespace) else {
-                        return Some(Vec::new());
-                    };
-                    return Some(
-                        here.iter()
-                            .filter(|((k, _), t)| *k == kind && opts_in_value(&t.opt_in, secret))
-                            .map(|((_, name), t)| (name.clone(), t.hashes.get(&key).cloned()))
-                            .collect(),
-                    );
-                }
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                self.lock().gave_up.insert((kind, namespace.to_string()));
-                return None;
-            }
-        }
+        self.term
+            .when_listed(&(kind, Some(namespace.to_string())), |st| {
+                st.data
+                    .workloads
+                    .get(namespace)
+                    .into_iter()
+                    .flatten()
+                    .filter(|((k, _), t)| *k == kind && opts_in_value(&t.opt_in, secret))
+                    .map(|((_, name), t)| (name.clone(), t.hashes.get(&key).cloned()))
+                    .collect()
+            })
+            .await
     }
 
     /// Records a workload as a write returned it (the watch brings the same
     /// a moment later), so a second change right after sees the new hash.
     pub fn patched<K: Kind>(&self, w: &Workload<K>) {
         let mut st = self.lock();
-        if st.active {
+        if st.active() {
             Self::put(&mut st, K::KIND, w);
         }
     }
@@ -404,7 +375,11 @@ impl WorkloadIndex {
     fn put<K: Kind>(st: &mut State, kind: &'static str, w: &Workload<K>) {
         match tracked(w) {
             Some((ns, name, t)) => {
-                st.workloads.entry(ns).or_default().insert((kind, name), t);
+                st.data
+                    .workloads
+                    .entry(ns)
+                    .or_default()
+                    .insert((kind, name), t);
             }
             None => Self::remove(st, kind, w),
         }
@@ -415,10 +390,10 @@ impl WorkloadIndex {
         else {
             return;
         };
-        if let Some(here) = st.workloads.get_mut(ns) {
+        if let Some(here) = st.data.workloads.get_mut(ns) {
             here.remove(&(kind, name.clone()));
             if here.is_empty() {
-                st.workloads.remove(ns);
+                st.data.workloads.remove(ns);
             }
         }
     }
@@ -428,43 +403,37 @@ impl WorkloadIndex {
     pub fn on_event<K: Kind>(&self, namespace: Option<&str>, event: watcher::Event<Workload<K>>) {
         let scope: WatchScope = (K::KIND, namespace.map(str::to_string));
         let mut st = self.lock();
-        if !st.active {
+        if !st.active() {
             return;
         }
         match event {
             watcher::Event::Apply(w) => Self::put(&mut st, K::KIND, &w),
             watcher::Event::Delete(w) => Self::remove(&mut st, K::KIND, &w),
             watcher::Event::Init => {
-                st.relisting.insert(scope, Vec::new());
+                st.data.relisting.insert(scope, Vec::new());
             }
             watcher::Event::InitApply(w) => {
                 if let Some(t) = tracked(&w) {
-                    st.relisting.entry(scope).or_default().push(t);
+                    st.data.relisting.entry(scope).or_default().push(t);
                 }
             }
             watcher::Event::InitDone => {
-                let listed = st.relisting.remove(&scope).unwrap_or_default();
+                let listed = st.data.relisting.remove(&scope).unwrap_or_default();
                 // What the list shows replaces what was held for its scope.
-                for (ns, here) in st.workloads.iter_mut() {
+                for (ns, here) in st.data.workloads.iter_mut() {
                     if namespace.is_none_or(|n| n == ns) {
                         here.retain(|(k, _), _| *k != K::KIND);
                     }
                 }
-                st.workloads.retain(|_, here| !here.is_empty());
+                st.data.workloads.retain(|_, here| !here.is_empty());
                 for (ns, name, t) in listed {
-                    st.workloads
+                    st.data
+                        .workloads
                         .entry(ns)
                         .or_default()
                         .insert((K::KIND, name), t);
                 }
-                if let Some(ns) = namespace {
-                    st.gave_up.remove(&(K::KIND, ns.to_string()));
-                } else {
-                    st.gave_up.retain(|(k, _)| *k != K::KIND);
-                }
-                st.listed.insert(scope);
-                drop(st);
-                self.listed.send_modify(|n| *n += 1);
+                self.term.finish_list(st, scope);
             }
         }
     }
@@ -633,10 +602,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_kind_never_listed_is_given_up_after_the_wait() {
-        let index = WorkloadIndex {
-            ready_wait: Duration::from_millis(200),
-            ..WorkloadIndex::new()
-        };
+        let index = WorkloadIndex::waiting(Duration::from_millis(200));
         index.start();
         let t = std::time::Instant::now();
         assert_eq!(index.opted_in("StatefulSet", "app", "db").await, None);
