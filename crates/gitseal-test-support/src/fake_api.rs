@@ -22,7 +22,7 @@
 
 #![allow(dead_code, clippy::result_large_err)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -175,9 +175,8 @@ struct State {
     /// Plurals whose every watch event is journaled ([`FakeApi::journal`]).
     journaled: BTreeSet<String>,
     journal: Vec<Journaled>,
-    /// Delete what is created with only owners that no longer exist
-    /// ([`FakeApi::collect_dangling`]).
-    collect_dangling: bool,
+    /// Uids of the objects stored (owner lookups of garbage collection).
+    live_uids: HashSet<String>,
 }
 
 /// The fake API server. Cheap to clone (shared state).
@@ -650,7 +649,7 @@ impl FakeApi {
                 chaos_counts_kept: None,
                 journaled: BTreeSet::new(),
                 journal: Vec::new(),
-                collect_dangling: false,
+                live_uids: HashSet::new(),
             })),
             tx,
         }
@@ -808,7 +807,10 @@ impl FakeApi {
         let mut st = self.lock();
         let key = Key::new(plural, namespace, name);
         st.applied.retain(|(k, _, _), _| *k != key);
-        let removed = st.objects.remove(&key).is_some();
+        let removed = match st.objects.remove(&key) {
+            Some(o) => st.live_uids.remove(&o.uid),
+            None => false,
+        };
         if removed {
             Self::next_rv(&mut st);
             st.history.clear();
@@ -876,15 +878,6 @@ impl FakeApi {
     /// connected all along would have seen), for [`FakeApi::journal_events`].
     pub fn journal(&self, plural: &str) {
         self.lock().journaled.insert(plural.to_string());
-    }
-
-    /// From now on, an object created whose every owner (by uid) no longer
-    /// exists is deleted right after its creation, as a real garbage
-    /// collector deletes a dependent with dangling owner references (a
-    /// write racing its owner's deletion). Off by default: tests that
-    /// place objects with made-up owners keep them.
-    pub fn collect_dangling(&self, on: bool) {
-        self.lock().collect_dangling = on;
     }
 
     /// The journaled events so far, oldest first.
@@ -986,6 +979,7 @@ impl FakeApi {
         meta.remove("managedFields");
         let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
         let labels = labels_of(&obj);
+        st.live_uids.insert(uid.clone());
         st.objects.insert(
             key.clone(),
             Obj {
@@ -996,7 +990,10 @@ impl FakeApi {
             },
         );
         self.emit(st, "ADDED", &key, labels, bytes, rv);
-        if st.collect_dangling && Self::dangling(st, &key) {
+        // Garbage collection of a dependent created with dangling owner
+        // references only (a write racing its owner's deletion): a real
+        // cluster deletes it; so does this one, at once.
+        if Self::dangling(st, &key) {
             self.delete_key(st, &key);
         }
         Ok(obj)
@@ -1007,11 +1004,7 @@ impl FakeApi {
         let Some(o) = st.objects.get(key) else {
             return false;
         };
-        !o.owners.is_empty()
-            && !st
-                .objects
-                .values()
-                .any(|other| o.owners.contains(&other.uid))
+        !o.owners.is_empty() && !o.owners.iter().any(|u| st.live_uids.contains(u))
     }
 
     /// Stores `new` in place of `old` (both full objects); no-op writes keep
@@ -1055,6 +1048,7 @@ impl FakeApi {
 
     fn delete_key(&self, st: &mut State, key: &Key) -> Option<Value> {
         let obj = st.objects.remove(key)?;
+        st.live_uids.remove(&obj.uid);
         st.applied.retain(|(k, _, _), _| k != key);
         let rv = Self::next_rv(st);
         let mut v: Value = serde_json::from_slice(&obj.bytes).unwrap_or(Value::Null);

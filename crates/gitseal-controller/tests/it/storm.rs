@@ -598,10 +598,6 @@ pub async fn run_storm(cfg: &StormConfig) -> StormReport {
     add_key(&fake, &id, 60);
     fake.journal("secrets");
     fake.journal("sealedsecrets");
-    // A create racing its owner's deletion leaves a Secret only garbage
-    // collection can remove (no client can prevent it); the fake collects
-    // it as a real cluster does.
-    fake.collect_dangling(true);
     let unreachable = Arc::new(AtomicBool::new(false));
     let client = storm_client(&fake, unreachable.clone(), cfg.request_timeout);
     let mut config = crate::common::config();
