@@ -146,13 +146,8 @@ async fn an_apply_racing_the_deletion_of_its_sealed_secret_recreates_nothing() {
         "db",
         &serde_json::json!({"data": {"k": "ZWRpdGVk"}}),
     );
-    crate::common::wait_for("the racing write", 10, || {
-        (!armed.load(Ordering::SeqCst)).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        fake.get("secrets", "app", "db").is_none(),
+        !app_db_exists_after_the_race(&fake, &armed).await,
         "the Secret was re-created for a deleted SealedSecret"
     );
     running.shutdown().await;
@@ -207,13 +202,8 @@ async fn a_secret_put_back_as_its_sealed_secret_is_deleted_does_not_stay() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     armed.store(true, Ordering::SeqCst);
     assert!(fake.remove("secrets", "app", "db"));
-    crate::common::wait_for("the racing create", 10, || {
-        (!armed.load(Ordering::SeqCst)).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        fake.get("secrets", "app", "db").is_none(),
+        !app_db_exists_after_the_race(&fake, &armed).await,
         "a Secret stayed for a deleted SealedSecret"
     );
     running.shutdown().await;
@@ -222,7 +212,7 @@ async fn a_secret_put_back_as_its_sealed_secret_is_deleted_does_not_stay() {
 /// Found by the storm: a SealedSecret deleted right before the first
 /// create of its Secret leaves a Secret whose only owner is gone. No client
 /// can prevent that race; garbage collection removes such a dependent (the
-/// test API does too, with `collect_dangling`), and a new SealedSecret of
+/// test API does too), and a new SealedSecret of
 /// the same name then gets its own Secret instead of `SecretNotOwned`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_created_as_its_sealed_secret_is_deleted_is_collected_and_the_name_reused() {
@@ -234,7 +224,6 @@ async fn a_secret_created_as_its_sealed_secret_is_deleted_is_collected_and_the_n
         },
     )
     .await;
-    fake.collect_dangling(true);
     fake.journal("secrets");
     armed.store(true, Ordering::SeqCst);
     let to = [id.recipient().clone()];
@@ -243,17 +232,19 @@ async fn a_secret_created_as_its_sealed_secret_is_deleted_is_collected_and_the_n
         "app",
         sealed_secret("app", "db2", &[("k", b"old")], &to),
     );
-    crate::common::wait_for("the racing create", 10, || {
-        (!armed.load(Ordering::SeqCst)).then_some(())
+    // Created for the deleted owner, then collected. (The hook disarms
+    // before the create reaches the API: wait for the journal, not it.)
+    let kinds = crate::common::wait_for("the racing create and its collection", 10, || {
+        let kinds: Vec<&str> = fake
+            .journal_events()
+            .iter()
+            .filter(|e| e.key.plural == "secrets" && e.key.name == "db2")
+            .map(|e| e.kind)
+            .collect();
+        (kinds.len() >= 2).then_some(kinds)
     })
     .await;
-    // Created for the deleted owner, then collected.
-    let kinds: Vec<&str> = fake
-        .journal_events()
-        .iter()
-        .filter(|e| e.key.plural == "secrets" && e.key.name == "db2")
-        .map(|e| e.kind)
-        .collect();
+    assert!(!armed.load(Ordering::SeqCst));
     assert_eq!(kinds, ["ADDED", "DELETED"]);
     fake.upsert(
         "sealedsecrets",
@@ -314,6 +305,18 @@ async fn controller_with_hook(
     );
     crate::common::wait_ready(&fake, "app", "db", Some("Synced")).await;
     (fake, armed, running, id)
+}
+
+/// Waits until the armed hook has fired (the racing write reached the
+/// API), then long enough for the controller to act on the outcome;
+/// whether Secret app/db exists then.
+async fn app_db_exists_after_the_race(fake: &crate::fake_api::FakeApi, armed: &AtomicBool) -> bool {
+    crate::common::wait_for("the racing write", 10, || {
+        (!armed.load(Ordering::SeqCst)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.get("secrets", "app", "db").is_some()
 }
 
 /// A write (not a read) of a Secret in namespace app.
